@@ -1,0 +1,23 @@
+/**
+ * CRC-32 (IEEE 802.3, reflected, polynomial 0xEDB88320), continuable like zlib's crc32(data, crc):
+ * `crc32(b, crc32(a))` equals `crc32(a ++ b)`. ESP-IDF's ROM `crc32_le(0xFFFFFFFF, p, n)` is
+ * `crc32(p, 0xFFFFFFFF)` here. Table-driven; for image-sized data hosts use a native Digest.
+ */
+let table: Uint32Array | undefined;
+
+function makeTable(): Uint32Array {
+  const t = new Uint32Array(256);
+  for (let n = 0; n < 256; n++) {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    t[n] = c >>> 0;
+  }
+  return t;
+}
+
+export function crc32(bytes: Uint8Array, previous = 0): number {
+  const t = (table ??= makeTable());
+  let c = ~previous >>> 0;
+  for (let i = 0; i < bytes.length; i++) c = t[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);
+  return ~c >>> 0;
+}

@@ -1,0 +1,33 @@
+/**
+ * Every failure the agent can meet has a code from this list and a message for people.
+ * Expected failures (bad input, network, signature) travel as OtaError values and end as
+ * reported outcomes; only programming errors are left to throw anything else.
+ */
+export type OtaErrorCode =
+  | "flash-bounds" // an offset or length outside the flash or partition
+  | "flash-align" // an erase or write not on the boundary the flash requires
+  | "flash-not-erased" // strict NOR model: a write would need to set a bit back to 1
+  | "flash-power-cut" // fault injection: power was lost during or before this operation
+  | "partition-unknown" // no partition of that name
+  | "partition-table" // a partition table with errors
+  | "image-too-large" // the image does not fit its slot
+  | "image-offset" // a resume offset or write offset that is not where the writer is
+  | "image-incomplete" // finish() before every byte arrived
+  | "image-invalid" // an app image the bootloader would refuse (header, segments, checksum, hash)
+  | "otadata-corrupt" // otadata that cannot be read as two entries
+  | "boot-no-slot" // boot control cannot find a slot to select or fall back to
+  | "boot-state" // an operation that the current boot state does not allow
+  | "bad-argument"; // a caller passed something outside the documented range
+
+export class OtaError extends Error {
+  readonly code: OtaErrorCode;
+  constructor(code: OtaErrorCode, message: string) {
+    super(message);
+    this.name = "OtaError";
+    this.code = code;
+  }
+}
+
+export function isOtaError(e: unknown, code?: OtaErrorCode): e is OtaError {
+  return e instanceof OtaError && (code === undefined || e.code === code);
+}

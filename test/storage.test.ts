@@ -1,0 +1,4 @@
+import { contract } from "./contract/vitest.ts";
+import flash from "./contract/flash.contract.ts";
+
+contract(flash, new URL("./contract/flash.contract.ts", import.meta.url));
