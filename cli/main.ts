@@ -1,0 +1,38 @@
+/**
+ * xs-ota command dispatcher. Each command lives in its own file and exports a function that
+ * takes the arguments after its name, writes to the given streams, and returns the exit code.
+ */
+import { partitionsCommand } from "./partitions.ts";
+import { otadataCommand } from "./otadata.ts";
+
+export interface Io {
+  out(line: string): void;
+  err(line: string): void;
+}
+
+export type Command = (args: string[], io: Io) => Promise<number> | number;
+
+const commands: Record<string, { run: Command; usage: string }> = {
+  partitions: { run: partitionsCommand, usage: "partitions check FILE [--flash-size SIZE]" },
+  otadata: {
+    run: otadataCommand,
+    usage: "otadata decode FILE | otadata encode --seq N --state NAME [--seq N --state NAME] -o FILE",
+  },
+};
+
+const consoleIo: Io = {
+  out: (line) => process.stdout.write(line + "\n"),
+  err: (line) => process.stderr.write(line + "\n"),
+};
+
+export async function main(argv: string[], io: Io = consoleIo): Promise<number> {
+  const [name, ...rest] = argv;
+  const command = name === undefined ? undefined : commands[name];
+  if (!command) {
+    if (name !== undefined && name !== "help" && name !== "--help") io.err(`xs-ota: unknown command '${name}'`);
+    io.err("usage: xs-ota <command>");
+    for (const c of Object.values(commands)) io.err(`  xs-ota ${c.usage}`);
+    return name === undefined || name === "help" || name === "--help" ? 0 : 2;
+  }
+  return command.run(rest, io);
+}

@@ -1,0 +1,102 @@
+/**
+ * xs-ota partitions check FILE [--flash-size SIZE]
+ *
+ * Prints the table a CSV describes and everything wrong with it, as FILE:LINE: message (line 0 is
+ * the table as a whole). Exit codes: 0 ok, 1 errors in the table or an unreadable file, 2 usage.
+ */
+import { readFileSync } from "node:fs";
+import type { Io } from "./main.ts";
+import {
+  checkPartitionTable,
+  hex,
+  parseFlashSize,
+  parsePartitionCsv,
+  subtypeName,
+  typeName,
+  type Partition,
+  type TableError,
+} from "../modules/storage/partition-table.ts";
+
+const USAGE = "usage: xs-ota partitions check FILE [--flash-size SIZE]   (SIZE: 2MB, 4MB, 8MB, 16MB, ...)";
+
+export function partitionsCommand(args: string[], io: Io): number {
+  const [sub, ...rest] = args;
+  if (sub !== "check") {
+    if (sub !== undefined) io.err(`xs-ota partitions: unknown subcommand '${sub}'`);
+    io.err(USAGE);
+    return 2;
+  }
+
+  let file: string | undefined;
+  let flashSizeText: string | undefined;
+  for (let i = 0; i < rest.length; i++) {
+    const arg = rest[i];
+    if (arg === "--flash-size") {
+      flashSizeText = rest[++i];
+      if (flashSizeText === undefined) return usage(io, "--flash-size needs a value");
+    } else if (arg.startsWith("--flash-size=")) {
+      flashSizeText = arg.slice("--flash-size=".length);
+    } else if (arg.startsWith("-")) {
+      return usage(io, `unknown option '${arg}'`);
+    } else if (file === undefined) {
+      file = arg;
+    } else {
+      return usage(io, `unexpected argument '${arg}'`);
+    }
+  }
+  if (file === undefined) return usage(io, "missing FILE");
+
+  let flashOverride: number | undefined;
+  if (flashSizeText !== undefined) {
+    flashOverride = parseFlashSize(flashSizeText);
+    if (flashOverride === undefined) return usage(io, `'${flashSizeText}' is not a flash size`);
+  }
+
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (e) {
+    io.err(`xs-ota partitions: cannot read ${file}: ${e instanceof Error ? e.message : String(e)}`);
+    return 1;
+  }
+
+  const table = parsePartitionCsv(text);
+  const flashSize = flashOverride ?? table.flashSize;
+  // A check of a half-parsed table mostly reports the rows that failed to parse a second time.
+  const errors: TableError[] =
+    table.errors.length > 0 ? table.errors : checkPartitionTable(table.partitions, { flashSize, layout: table.layout });
+
+  io.out(`${file}: layout ${table.layout}, flash ${flashSize === undefined ? "size not given" : `${human(flashSize)} (${hex(flashSize)})`}`);
+  if (table.partitions.length > 0) for (const row of formatTable(table.partitions)) io.out(row);
+
+  if (errors.length === 0) {
+    io.out("ok");
+    return 0;
+  }
+  for (const e of errors) io.err(`${file}:${e.line}: ${e.message}`);
+  io.err(`${errors.length} error${errors.length === 1 ? "" : "s"}`);
+  return 1;
+}
+
+function usage(io: Io, problem: string): number {
+  io.err(`xs-ota partitions: ${problem}`);
+  io.err(USAGE);
+  return 2;
+}
+
+function formatTable(partitions: readonly Partition[]): string[] {
+  const rows = [["name", "type", "subtype", "offset", "size", "", "flags"]];
+  for (const p of partitions) {
+    const flags = [p.encrypted ? "encrypted" : "", p.readonly ? "readonly" : ""].filter((f) => f).join(":");
+    rows.push([p.name, typeName(p.type), subtypeName(p.type, p.subtype), hex(p.offset), hex(p.size), human(p.size), flags]);
+  }
+  const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
+  return rows.map((r) => r.map((cell, c) => cell.padEnd(widths[c])).join("  ").trimEnd());
+}
+
+/** 0x1E0000 -> "1920 KB", 0x400000 -> "4 MB": whole units only, the way tables are planned. */
+function human(n: number): string {
+  if (n >= 0x100000 && n % 0x100000 === 0) return `${n / 0x100000} MB`;
+  if (n >= 0x400 && n % 0x400 === 0) return `${n / 0x400} KB`;
+  return `${n} B`;
+}
