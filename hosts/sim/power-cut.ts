@@ -103,6 +103,7 @@ export function powerCutSweep(o: SweepOptions): SweepResult {
   cycle(dry);
   const operations = dry.flash.operations;
   const ops = dry.flash.record;
+  /** The phase operation `op` belongs to (operation 0: before the cycle). */
   const phaseOf = (op: number): Phase => {
     let phase: Phase = "write";
     for (const [p, from] of phases) if (op > from) phase = p;
@@ -122,7 +123,9 @@ export function powerCutSweep(o: SweepOptions): SweepResult {
         if (!isOtaError(e, "flash-power-cut")) throw e;
       }
       d.flash.powerOn();
-      points.push({ operation: n, tear, phase: phaseOf(n), outcome: settle(d, start, oldSlot, newSlot) });
+      // A clean cut at n leaves the state after operation n - 1: that is the phase it belongs to.
+      const phase = tear === "none" ? phaseOf(n - 1) : phaseOf(n);
+      points.push({ operation: n, tear, phase, outcome: settle(d, start, oldSlot, newSlot) });
     }
   }
 
