@@ -109,7 +109,9 @@ export class OtadataBootControl implements BootControl {
     if (own !== -1 && entries[own].state === OTA_STATES.PENDING_VERIFY) {
       this.#flash().write(new Uint8Array([OTA_STATES.NEW]), own * OTADATA_SECTOR + ENTRY_STATE);
     }
-    const sector = own === 0 ? 1 : 0;
+    // Into the sector that does not hold our trial entry; started as a fallback with no entry
+    // of our own, into the one that does not hold the active entry (rule 1).
+    const sector = own !== -1 ? (own === 0 ? 1 : 0) : active === 0 ? 1 : 0;
     const seq = nextSeq(this.#highestValidSeq(entries), index, slots.length);
     this.#writeEntry(sector, makeEntry(seq, OTA_STATES.VALID));
   }

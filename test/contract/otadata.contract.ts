@@ -195,6 +195,20 @@ export default suite("otadata and boot control", (test) => {
     equal(d.flash.operations, ops);
   });
 
+  test("confirm on a slot started as a fallback leaves the active entry's sector alone", () => {
+    const d = MiniDevice.fresh();
+    // Entry 0 selects ota_1, which holds no image: the bootloader falls back to ota_0, and no
+    // entry selects the running slot.
+    d.putEntry(0, encodeEntry(makeEntry(2, S.VALID)));
+    d.putEntry(1, new Uint8Array(32).fill(0xff));
+    equal(d.restart(), "ota_0");
+    d.boot.confirm();
+    const [a, b] = decodeOtadata(d.otadata());
+    deepEqual([a.seq, a.state], [2, S.VALID], "active entry untouched");
+    deepEqual([b.seq, b.state], [3, S.VALID], "ota_0 confirmed in the other sector");
+    equal(d.restart(), "ota_0");
+  });
+
   test("select refuses the running slot and unknown names, and writes nothing", () => {
     const d = MiniDevice.fresh();
     const ops = d.flash.operations;
