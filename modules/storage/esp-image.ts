@@ -169,7 +169,11 @@ export function packImage(o: PackOptions): Uint8Array {
   const desc = new Uint8Array(APP_DESC_SIZE);
   const dv = new DataView(desc.buffer);
   dv.setUint32(0, APP_DESC_MAGIC, true);
-  dv.setUint32(4, (o.secureVersion ?? 0) >>> 0, true);
+  const secureVersion = o.secureVersion ?? 0;
+  if (!Number.isInteger(secureVersion) || secureVersion < 0 || secureVersion > 0xffffffff) {
+    throw new OtaError("bad-argument", `secure version must be an integer from 0 to 4294967295, got ${secureVersion}`);
+  }
+  dv.setUint32(4, secureVersion, true);
   putAscii(desc, 16, o.version, 32, "version");
   putAscii(desc, 48, o.projectName ?? "xs-ota-app", 32, "project name");
   putAscii(desc, 80, o.time ?? "00:00:00", 16, "time");

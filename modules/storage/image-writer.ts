@@ -5,7 +5,10 @@
  * before the first erase.
  *
  * `offset` is durable once `write` returns: a caller that records it (StateStore) can resume
- * after a reboot with `ImageWriter.resume`, which keeps what is already in flash.
+ * after a reboot with `ImageWriter.resume`, which keeps what is already in flash. The record must
+ * never run ahead of what flash holds, so after `resume` the caller records `writer.offset`
+ * (which may have backed off to a block start) before the next `write`, because that write
+ * erases the block again.
  */
 import type { Flash } from "../ports/flash.ts";
 import { OtaError } from "../errors.ts";
