@@ -15,21 +15,10 @@ import {
   verifyImage,
   type PackOptions,
 } from "../../modules/storage/esp-image.ts";
+import { pattern } from "./pattern.ts";
 
 const BL = 4096;
 const sha = () => nobleDigests.create("sha256");
-
-function pattern(length: number, seed: number): Uint8Array {
-  const out = new Uint8Array(length);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < length; i++) {
-    x = (x ^ (x << 13)) >>> 0;
-    x = (x ^ (x >>> 17)) >>> 0;
-    x = (x ^ (x << 5)) >>> 0;
-    out[i] = x & 0xff;
-  }
-  return out;
-}
 
 function pack(payload: Uint8Array, extra: Partial<PackOptions> = {}): Uint8Array {
   return packImage({ version: "1.2.3", secureVersion: 7, projectName: "thermostat", payload, sha256: sha, ...extra });

@@ -7,21 +7,9 @@ import { AssertionError, bytesEqual, equal, ok, throwsCode } from "./assert.ts";
 import { isOtaError } from "../../modules/errors.ts";
 import { ImageWriter } from "../../modules/storage/image-writer.ts";
 import { NorFlash, type FlashOperation, type Tear } from "../../hosts/sim/nor-flash.ts";
+import { pattern } from "./pattern.ts";
 
 const BL = 4096;
-
-/** Deterministic pseudo-random bytes (xorshift32), so every engine streams the same image. */
-function pattern(length: number, seed: number): Uint8Array {
-  const out = new Uint8Array(length);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < length; i++) {
-    x = (x ^ (x << 13)) >>> 0;
-    x = (x ^ (x >>> 17)) >>> 0;
-    x = (x ^ (x << 5)) >>> 0;
-    out[i] = x & 0xff;
-  }
-  return out;
-}
 
 /** A slot of `blocks` blocks whose every byte is `fill` (not erased unless fill is 0xFF). */
 function slot(blocks: number, fill: number, strict = false): NorFlash {
