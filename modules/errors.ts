@@ -17,6 +17,14 @@ export type OtaErrorCode =
   | "otadata-corrupt" // otadata that cannot be read as two entries
   | "boot-no-slot" // boot control cannot find a slot to select or fall back to
   | "boot-state" // an operation that the current boot state does not allow
+  | "malformed" // bytes that do not parse: base64, DER, PEM (the message says where and why)
+  | "key-invalid" // a public key or certificate that cannot verify P-256 signatures
+  | "signature-malformed" // a signature that is neither DER nor raw r||s of P-256
+  | "signature-invalid" // a well-formed signature that does not match the image and key
+  | "digest-mismatch" // the image's digest differs from the one the job promised
+  | "version-rejected" // the image is not newer than the running firmware
+  | "security-version" // the image's security version is below the device's minimum
+  | "unsigned" // an image without a signature on a device not set up for development
   | "bad-argument"; // a caller passed something outside the documented range
 
 export class OtaError extends Error {
