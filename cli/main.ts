@@ -4,6 +4,7 @@
  */
 import { partitionsCommand } from "./partitions.ts";
 import { otadataCommand } from "./otadata.ts";
+import { keygenCommand, signCommand, verifyCommand } from "./signing.ts";
 
 export interface Io {
   out(line: string): void;
@@ -18,6 +19,9 @@ const commands: Record<string, { run: Command; usage: string }> = {
     run: otadataCommand,
     usage: "otadata decode FILE | otadata encode --seq N --state NAME [--seq N --state NAME] -o FILE",
   },
+  keygen: { run: keygenCommand, usage: "keygen --out DIR" },
+  sign: { run: signCommand, usage: "sign --key KEY.pem FILE" },
+  verify: { run: verifyCommand, usage: "verify --key PUB_OR_CERT.pem --sig BASE64 FILE" },
 };
 
 const consoleIo: Io = {

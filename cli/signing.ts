@@ -1,0 +1,130 @@
+/**
+ * xs-ota keygen --out DIR
+ * xs-ota sign --key KEY.pem FILE
+ * xs-ota verify --key PUB_OR_CERT.pem --sig BASE64 FILE
+ *
+ * Signatures are what AWS code signing produces for `sig-sha256-ecdsa`: ECDSA P-256 over the
+ * SHA-256 of the whole file, DER, base64. `verify` runs the device's own code path (PEM, DER and
+ * base64 parsing in modules/, the portable verifier), so it answers what a device would.
+ */
+import { createPrivateKey, createSign, generateKeyPairSync } from "node:crypto";
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { Io } from "./main.ts";
+import { isOtaError } from "../modules/errors.ts";
+import { publicKeyFromPem } from "../modules/verify/keys.ts";
+import { checkSignature, signatureFromBase64 } from "../modules/verify/signature.ts";
+import { nobleVerifier } from "../modules/verify/noble-signature.ts";
+import { nodeDigests } from "../hosts/sim/node-digest.ts";
+
+const CHUNK = 64 * 1024;
+
+/** Feeds a file to `update` in 64 KB reads: images are never held whole. */
+export function streamFile(path: string, update: (chunk: Uint8Array) => void): number {
+  const fd = openSync(path, "r");
+  const buffer = new Uint8Array(CHUNK);
+  let total = 0;
+  try {
+    for (let n; (n = readSync(fd, buffer, 0, CHUNK, null)) > 0; total += n) update(buffer.subarray(0, n));
+  } finally {
+    closeSync(fd);
+  }
+  return total;
+}
+
+function options(args: string[], names: string[], io: Io, usage: string): { values: Record<string, string>; rest: string[] } | undefined {
+  const values: Record<string, string> = {};
+  const rest: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    if (args[i].startsWith("--")) {
+      const name = args[i].slice(2);
+      if (!names.includes(name) || args[i + 1] === undefined) {
+        io.err(`xs-ota: ${names.includes(name) ? `--${name} needs a value` : `unknown option ${args[i]}`}`);
+        io.err(`usage: ${usage}`);
+        return undefined;
+      }
+      values[name] = args[++i];
+    } else rest.push(args[i]);
+  }
+  return { values, rest };
+}
+
+export function keygenCommand(args: string[], io: Io): number {
+  const usage = "xs-ota keygen --out DIR";
+  const o = options(args, ["out"], io, usage);
+  if (!o || !o.values.out || o.rest.length) {
+    if (o) io.err(`usage: ${usage}`);
+    return 2;
+  }
+  const dir = o.values.out;
+  const privatePath = join(dir, "signing-key.pem");
+  const publicPath = join(dir, "signing-key.pub.pem");
+  for (const p of [privatePath, publicPath]) {
+    if (existsSync(p)) {
+      io.err(`error: ${p} exists; keygen never overwrites a key`);
+      return 1;
+    }
+  }
+  const { privateKey, publicKey } = generateKeyPairSync("ec", {
+    namedCurve: "prime256v1",
+    privateKeyEncoding: { type: "pkcs8", format: "pem" },
+    publicKeyEncoding: { type: "spki", format: "pem" },
+  });
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(privatePath, privateKey, { mode: 0o600 });
+  writeFileSync(publicPath, publicKey);
+  io.out(`private key: ${privatePath} (keep it secret; sign with it)`);
+  io.out(`public key:  ${publicPath} (put it on the device)`);
+  io.out("for AWS code signing, make a certificate from the private key, e.g.");
+  io.out(`  openssl req -new -x509 -key ${privatePath} -subj /CN=ota-signer -days 3650 -out ${join(dir, "signing-cert.pem")}`);
+  return 0;
+}
+
+export function signCommand(args: string[], io: Io): number {
+  const usage = "xs-ota sign --key KEY.pem FILE";
+  const o = options(args, ["key"], io, usage);
+  if (!o || !o.values.key || o.rest.length !== 1) {
+    if (o) io.err(`usage: ${usage}`);
+    return 2;
+  }
+  try {
+    const key = createPrivateKey(readFileSync(o.values.key));
+    const curve = key.asymmetricKeyDetails?.namedCurve;
+    if (key.asymmetricKeyType !== "ec" || curve !== "prime256v1") {
+      io.err(`error: ${o.values.key} is a ${key.asymmetricKeyType}${curve ? ` ${curve}` : ""} key; OTA signatures need EC P-256 (prime256v1)`);
+      return 1;
+    }
+    const signer = createSign("sha256");
+    streamFile(o.rest[0], (chunk) => signer.update(chunk));
+    io.out(signer.sign(key).toString("base64"));
+    return 0;
+  } catch (e) {
+    io.err(`error: ${(e as Error).message}`);
+    return 1;
+  }
+}
+
+export function verifyCommand(args: string[], io: Io): number {
+  const usage = "xs-ota verify --key PUB_OR_CERT.pem --sig BASE64 FILE";
+  const o = options(args, ["key", "sig"], io, usage);
+  if (!o || !o.values.key || o.values.sig === undefined || o.rest.length !== 1) {
+    if (o) io.err(`usage: ${usage}`);
+    return 2;
+  }
+  try {
+    const publicKey = publicKeyFromPem(readFileSync(o.values.key, "utf8"));
+    const signature = signatureFromBase64(o.values.sig);
+    const hash = nodeDigests.create("sha256");
+    streamFile(o.rest[0], (chunk) => hash.update(chunk));
+    checkSignature(nobleVerifier, publicKey, hash.finish(), signature);
+    io.out("valid");
+    return 0;
+  } catch (e) {
+    if (isOtaError(e)) {
+      io.out(`invalid: ${e.message}`);
+      return 1;
+    }
+    io.err(`error: ${(e as Error).message}`);
+    return 1;
+  }
+}
