@@ -1,0 +1,66 @@
+/**
+ * The gate between a written image and a bootable one. The image's digests were computed while
+ * it streamed into the slot; here they are checked against the signature (or the job's own
+ * digest), the image against the bootloader's own checks, and only when all pass is the slot
+ * selected. Any failure throws its OtaError and leaves boot control untouched.
+ * A job's own digest proves the download is whole, not who made it: it never stands in for a
+ * signature, so an image with only a digest still needs `allowUnsigned`.
+ */
+import type { BootControl } from "../ports/boot-control.ts";
+import type { Digest } from "../ports/digest.ts";
+import type { Flash } from "../ports/flash.ts";
+import type { KeyStore } from "../ports/key-store.ts";
+import type { SignatureVerifier } from "../ports/signature.ts";
+import type { LogLevel } from "../ports/system.ts";
+import { OtaError } from "../errors.ts";
+import { verifyImage, type VerifiedImage } from "../storage/esp-image.ts";
+import { checkSignature, signatureFromBase64 } from "./signature.ts";
+import { acceptUnsigned } from "./policy.ts";
+
+export interface StagedImage {
+  /** The slot holding the image, and its name for BootControl. */
+  slot: Flash;
+  slotName: string;
+  /** SHA-256 of the whole image, computed as it streamed. */
+  sha256: Uint8Array;
+  /** The job's signature: base64 DER or raw, and the label of the key (AWS `certfile`). */
+  signature?: { base64: string; keyLabel: string };
+  /** A digest the job promised instead of, or as well as, a signature (Zerynth's MD5, EnOS's sign). */
+  expected?: { algorithm: "md5" | "sha256"; hex: string; actual: Uint8Array };
+}
+
+export interface GateContext {
+  keys: KeyStore;
+  verifier: SignatureVerifier;
+  boot: BootControl;
+  sha256: () => Digest;
+  allowUnsigned: boolean;
+  log: (level: LogLevel, message: string) => void;
+}
+
+function hex(bytes: Uint8Array): string {
+  let s = "";
+  for (let i = 0; i < bytes.length; i++) s += (bytes[i] < 16 ? "0" : "") + bytes[i].toString(16);
+  return s;
+}
+
+export function verifyAndSelect(image: StagedImage, context: GateContext): VerifiedImage {
+  if (image.expected) {
+    const want = image.expected.hex.toLowerCase();
+    const got = hex(image.expected.actual);
+    if (!/^[0-9a-f]+$/.test(want) || want.length !== got.length) {
+      throw new OtaError("malformed", `expected ${image.expected.algorithm} '${image.expected.hex}' is not ${got.length / 2} bytes of hex`);
+    }
+    if (want !== got) throw new OtaError("digest-mismatch", `image ${image.expected.algorithm} is ${got}, the job promised ${want}`);
+  }
+  if (image.signature) {
+    const key = context.keys.publicKey(image.signature.keyLabel);
+    if (!key) throw new OtaError("key-invalid", `no code-signing key labelled '${image.signature.keyLabel}' on this device`);
+    checkSignature(context.verifier, key, image.sha256, signatureFromBase64(image.signature.base64));
+  } else {
+    acceptUnsigned(context.allowUnsigned, context.log, `the image for ${image.slotName}`);
+  }
+  const verified = verifyImage(image.slot, context.sha256);
+  context.boot.select(image.slotName);
+  return verified;
+}
