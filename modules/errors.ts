@@ -25,6 +25,14 @@ export type OtaErrorCode =
   | "version-rejected" // the image is not newer than the running firmware
   | "security-version" // the image's security version is below the device's minimum
   | "unsigned" // an image without a signature on a device not set up for development
+  | "network" // a connection failed, dropped or was reset (worth retrying)
+  | "timeout" // nothing arrived for the allowed time (worth retrying)
+  | "http-status" // an HTTP status the transfer cannot use (the message has it)
+  | "http-protocol" // a response that breaks the rules: Range, Content-Range, lengths, redirects
+  | "url-refused" // 400/403/404 on a download URL: expired or refused; ask the job for a fresh one
+  | "stream-protocol" // an MQTT stream message that breaks the rules: CBOR, file id, index, length
+  | "stream-rejected" // the stream service refused a request (its error code in the message)
+  | "no-progress" // retries ran out without a byte of progress
   | "bad-argument"; // a caller passed something outside the documented range
 
 export class OtaError extends Error {

@@ -1,14 +1,21 @@
 /**
  * Http: HTTP/1.1 requests as Moddable's ECMA-419 HTTP client can make them: method, path and
- * headers out, status and headers back, the body as a stream of chunks.
+ * headers out, status and headers back, the body as a stream of chunks. The downloader above it
+ * (modules/transfer) enforces Range and length rules itself; the port only moves bytes.
  *
  * Contract:
- * - `request` resolves when the status line and headers arrived; header names are lower case.
- * - The response body is read with `read()`, which resolves with the next chunk, or undefined at
- *   the end; chunks are at most the host's buffer size. `close()` abandons the body.
- * - https uses only the CA certificates given in `ca` (PEM), none from the OS; http and https
- *   only; redirects are not followed here (the downloader decides).
- * - A dropped connection or a timeout rejects with an Error whose message says which.
+ * - `request` resolves once the status line and headers arrived. It rejects with OtaError
+ *   "network" when the connection cannot be made or drops before the headers, "timeout" when no
+ *   byte arrives for `timeout` ms, "bad-argument" for a URL that is not absolute http(s).
+ * - Header names are lower case; repeated headers are joined with ", ". Redirects are not
+ *   followed: a 3xx comes back as it is.
+ * - `read()` resolves with the next chunk of the body (transfer encodings already decoded), or
+ *   undefined at its end. It rejects with "network" when the connection drops or is reset before
+ *   the end the server announced (Content-Length or the last chunk), "timeout" after `timeout` ms
+ *   without a byte. Chunks are at most the host's buffer size (64 KB on the desktop).
+ * - `close()` abandons the response and its connection; later reads resolve undefined.
+ * - https trusts only the CA certificates in `ca` (PEM), none from the OS, and verifies the
+ *   host name. No proxies, no shared connection pools: each request is its own connection.
  */
 export interface HttpRequest {
   method: "GET" | "HEAD";
@@ -16,7 +23,7 @@ export interface HttpRequest {
   headers?: Record<string, string>;
   /** PEM CA certificates trusted for https. */
   ca?: string;
-  /** Milliseconds without progress before the request fails. */
+  /** Milliseconds without a byte before the request fails with "timeout". */
   timeout?: number;
 }
 
