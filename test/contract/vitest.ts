@@ -6,22 +6,38 @@
 import { afterAll, beforeAll, describe, it } from "vitest";
 import { fileURLToPath } from "node:url";
 import type { Suite } from "./harness.ts";
+import { setSuiteEnv, type SuiteEnv } from "./env.ts";
 import { bundleForXs } from "../xs/bundle.ts";
 import { XsWorker, type XsMeters } from "../xs/worker.ts";
+import { httpBridge } from "../xs/bridge-host.ts";
 
 export const xsMeters = new Map<string, XsMeters>();
 
-export function contract(suite: Suite, moduleUrl: URL): void {
+export interface ContractOptions {
+  /**
+   * The suite's environment, made when its cases are about to run (servers are up by then). On
+   * Node the suite gets it as is; on XS it gets the same config with its Http bridged to this one.
+   */
+  env?: () => SuiteEnv;
+}
+
+export function contract(suite: Suite, moduleUrl: URL, options: ContractOptions = {}): void {
   describe(`${suite.name} [node]`, () => {
+    if (options.env) beforeAll(() => setSuiteEnv(options.env!()));
     for (const c of suite.cases) it(c.name, c.run);
   });
 
   describe(`${suite.name} [xs]`, () => {
     let xs: XsWorker | undefined;
     beforeAll(async () => {
-      const script = await bundleForXs(suiteEntry(moduleUrl));
+      const script = await bundleForXs(suiteEntry(moduleUrl, options.env !== undefined));
       xs = new XsWorker(suite.name);
       await xs.evaluate(script);
+      if (options.env) {
+        const env = options.env();
+        xs.hostCall = httpBridge(env.http);
+        await xs.evaluate(`__setup(${JSON.stringify(env.config)})`);
+      }
     });
     afterAll(async () => xs?.close());
     suite.cases.forEach((c, i) => {
@@ -39,8 +55,14 @@ export function contract(suite: Suite, moduleUrl: URL): void {
   });
 }
 
-/** The entry module that bundles a suite with the in-XS runner. */
-export function suiteEntry(moduleUrl: URL): string {
-  const runner = fileURLToPath(new URL("../xs/suite-runner.ts", import.meta.url));
-  return `import suite from ${JSON.stringify(fileURLToPath(moduleUrl))};\nimport { expose } from ${JSON.stringify(runner)};\nexpose(suite);\n`;
+/** The entry module that bundles a suite with the in-XS runner (and the bridged environment). */
+export function suiteEntry(moduleUrl: URL, withEnv = false): string {
+  const path = (relative: string) => JSON.stringify(fileURLToPath(new URL(relative, import.meta.url)));
+  const lines = [
+    `import suite from ${JSON.stringify(fileURLToPath(moduleUrl))};`,
+    `import { expose } from ${path("../xs/suite-runner.ts")};`,
+    withEnv ? `import { setup } from ${path("../xs/env-setup.ts")};\nglobalThis.__setup = setup;` : "",
+    "expose(suite);",
+  ];
+  return lines.join("\n") + "\n";
 }

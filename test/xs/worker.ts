@@ -34,7 +34,8 @@ export function xsWorkerPath(): string {
   return join(dirname(pkg), "xsnap-native/xsnap/build/bin/lin/release/xsnap-worker");
 }
 
-export type HostCall = (request: Uint8Array) => Uint8Array;
+/** Answers an `issueCommand` from XS. XS is blocked until the answer comes, so it may take time (network I/O). */
+export type HostCall = (request: Uint8Array) => Uint8Array | Promise<Uint8Array>;
 
 export class XsWorker {
   readonly #child: ChildProcess;
@@ -114,13 +115,13 @@ export class XsWorker {
     const kind = String.fromCharCode(message[0]);
     const body = message.subarray(1);
     if (kind === "?") {
-      let reply: Uint8Array;
+      const answer = (reply: Uint8Array) => this.#send(Buffer.concat([Buffer.from("/"), Buffer.from(reply)]));
+      const failed = (e: unknown) => answer(new TextEncoder().encode(JSON.stringify({ hostError: String(e) })));
       try {
-        reply = this.hostCall(new Uint8Array(body));
+        Promise.resolve(this.hostCall(new Uint8Array(body))).then(answer, failed);
       } catch (e) {
-        reply = new TextEncoder().encode(JSON.stringify({ hostError: String(e) }));
+        failed(e);
       }
-      this.#send(Buffer.concat([Buffer.from("/"), Buffer.from(reply)]));
       return;
     }
     const pending = this.#pending;

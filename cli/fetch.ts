@@ -1,0 +1,150 @@
+/**
+ * xs-ota fetch URL --out FILE [--size N] [--sha256 HEX] [--window BYTES] [--ca PEM] [--timeout MS]
+ *
+ * Downloads with the device's own range downloader (modules/transfer/http-download.ts), so it
+ * tells whether a server will work for updates: same Range rules, same errors. Progress is kept
+ * in FILE.xs-ota-progress; running the command again resumes into FILE.
+ */
+import { closeSync, existsSync, openSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from "node:fs";
+import cliProgress from "cli-progress";
+import type { Io } from "./main.ts";
+import { isOtaError } from "../modules/errors.ts";
+import { downloadRange } from "../modules/transfer/http-download.ts";
+import { NodeHttp } from "../hosts/sim/http.ts";
+import { NodeClock } from "../hosts/sim/clock.ts";
+import { nodeDigests } from "../hosts/sim/node-digest.ts";
+import { streamFile } from "./signing.ts";
+
+const USAGE = "xs-ota fetch URL --out FILE [--size N] [--sha256 HEX] [--window BYTES] [--ca PEM] [--timeout MS]";
+const RECORD_EVERY = 256 * 1024;
+
+interface Progress {
+  url: string;
+  size: number;
+  offset: number;
+}
+
+function parse(args: string[], io: Io): { url: string; options: Record<string, string> } | undefined {
+  const options: Record<string, string> = {};
+  const rest: string[] = [];
+  const known = ["out", "size", "sha256", "window", "ca", "timeout"];
+  for (let i = 0; i < args.length; i++) {
+    if (!args[i].startsWith("--")) {
+      rest.push(args[i]);
+      continue;
+    }
+    const name = args[i].slice(2);
+    if (!known.includes(name) || args[i + 1] === undefined) {
+      io.err(`xs-ota fetch: ${known.includes(name) ? `--${name} needs a value` : `unknown option ${args[i]}`}`);
+      return undefined;
+    }
+    options[name] = args[++i];
+  }
+  if (rest.length !== 1 || !options.out) return undefined;
+  return { url: rest[0], options };
+}
+
+function positive(value: string | undefined, what: string, zeroOk = false): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n) || (!zeroOk && n === 0)) throw new Error(`${what} must be a ${zeroOk ? "non-negative" : "positive"} integer, got '${value}'`);
+  return n;
+}
+
+export async function fetchCommand(args: string[], io: Io): Promise<number> {
+  const parsed = parse(args, io);
+  if (!parsed) {
+    io.err(`usage: ${USAGE}`);
+    return 2;
+  }
+  const { url, options } = parsed;
+  const out = options.out;
+  const recordPath = `${out}.xs-ota-progress`;
+  let size: number | undefined;
+  let window: number | undefined;
+  let timeout: number | undefined;
+  try {
+    size = positive(options.size, "--size");
+    window = positive(options.window, "--window", true);
+    timeout = positive(options.timeout, "--timeout");
+    if (options.sha256 !== undefined && !/^[0-9a-fA-F]{64}$/.test(options.sha256)) throw new Error("--sha256 takes 64 hex digits");
+  } catch (e) {
+    io.err(`xs-ota fetch: ${(e as Error).message}`);
+    return 2;
+  }
+  const ca = options.ca ? readFileSync(options.ca, "utf8") : undefined;
+
+  // Resume only what a record vouches for: same URL, same size, bytes present in the file.
+  let offset = 0;
+  if (existsSync(out) && existsSync(recordPath)) {
+    try {
+      const r = JSON.parse(readFileSync(recordPath, "utf8")) as Progress;
+      if (r.url === url && (size === undefined || r.size === size) && Number.isSafeInteger(r.offset)) {
+        size = r.size;
+        offset = Math.min(r.offset, statSync(out).size);
+      }
+    } catch {
+      offset = 0;
+    }
+  }
+  const fd = openSync(out, offset > 0 ? "r+" : "w");
+  const hash = nodeDigests.create("sha256");
+  if (offset > 0) {
+    let left = offset;
+    streamFile(out, (chunk) => {
+      const take = chunk.subarray(0, Math.min(left, chunk.length));
+      if (take.length) hash.update(take);
+      left -= take.length;
+    });
+    io.out(`resuming ${out} at ${offset} bytes`);
+  }
+  const bar = new cliProgress.SingleBar({ format: "{bar} {percentage}% | {value}/{total} bytes", hideCursor: true }, cliProgress.Presets.shades_classic);
+  let recorded = offset;
+  const record = (at: number, total: number) => writeFileSync(recordPath, JSON.stringify({ url, size: total, offset: at } satisfies Progress));
+  try {
+    const result = await downloadRange({
+      http: new NodeHttp(),
+      clock: new NodeClock(),
+      url,
+      size,
+      offset,
+      window,
+      ca,
+      timeout,
+      onSize: (total) => {
+        size = total;
+        bar.start(total, offset);
+      },
+      sink: (chunk, at) => {
+        writeSync(fd, chunk, 0, chunk.length, at);
+        hash.update(chunk);
+        bar.update(at + chunk.length);
+        if (at + chunk.length - recorded >= RECORD_EVERY && size !== undefined) {
+          record(at + chunk.length, size);
+          recorded = at + chunk.length;
+        }
+      },
+    });
+    if (size !== undefined && offset === size) bar.start(size, size);
+    bar.stop();
+    closeSync(fd);
+    const digest = Buffer.from(hash.finish()).toString("hex");
+    if (options.sha256 && digest !== options.sha256.toLowerCase()) {
+      rmSync(recordPath, { force: true });
+      io.err(`error: sha256 of the download is ${digest}, expected ${options.sha256.toLowerCase()}`);
+      return 1;
+    }
+    rmSync(recordPath, { force: true });
+    io.out(`saved ${out}: ${result.size} bytes, sha256 ${digest} (${result.requests} requests, ${result.failures} retried, ${result.redirects} redirects)`);
+    return 0;
+  } catch (e) {
+    bar.stop();
+    closeSync(fd);
+    if (size !== undefined && recorded > 0) record(recorded, size);
+    if (isOtaError(e)) {
+      io.err(`error: ${e.message} [${e.code}]`);
+      return 1;
+    }
+    throw e;
+  }
+}

@@ -1,0 +1,60 @@
+/**
+ * Writes an image into its slot in any order, block by block, as MQTT stream blocks arrive:
+ * flash is erased ahead of what is about to be requested (`prepare`), never twice, and each
+ * byte is written once into erased flash. Writing the same bytes again (a block received twice,
+ * or re-received after a reboot lost its record) is harmless on NOR: it clears no further bits.
+ * The erase mark is part of the stream's resume record, so a resumed download never erases a
+ * block that holds recorded data.
+ */
+import type { Flash } from "../ports/flash.ts";
+import { OtaError } from "../errors.ts";
+import { toBytes } from "./flash-checks.ts";
+
+export class BlockWriter {
+  readonly size: number;
+  readonly #slot: Flash;
+  readonly #blockLength: number;
+  #erasedTo = 0;
+
+  constructor(slot: Flash, size: number, erasedTo = 0) {
+    const { size: slotSize, blockLength } = slot.status();
+    if (!Number.isSafeInteger(size) || size <= 0) throw new OtaError("bad-argument", `image size must be a positive integer, got ${size}`);
+    if (size > slotSize) throw new OtaError("image-too-large", `image of ${size} bytes does not fit the slot of ${slotSize} bytes`);
+    if (!Number.isSafeInteger(erasedTo) || erasedTo < 0 || erasedTo % blockLength || erasedTo > slotSize) {
+      throw new OtaError("image-offset", `erase mark ${erasedTo} is not a block boundary inside the slot`);
+    }
+    this.size = size;
+    this.#slot = slot;
+    this.#blockLength = blockLength;
+    this.#erasedTo = erasedTo;
+  }
+
+  /** Where erased flash ends: bytes below may be written. */
+  get erasedTo(): number {
+    return this.#erasedTo;
+  }
+
+  /** Makes [0, end) writable by erasing the blocks not yet erased; never past the image. */
+  prepare(end: number): void {
+    const limit = Math.ceil(this.size / this.#blockLength) * this.#blockLength;
+    const target = Math.min(limit, Math.ceil(end / this.#blockLength) * this.#blockLength);
+    if (target <= this.#erasedTo) return;
+    this.#slot.eraseBlock(this.#erasedTo / this.#blockLength, target / this.#blockLength);
+    this.#erasedTo = target;
+  }
+
+  writeAt(offset: number, chunk: ArrayBuffer | ArrayBufferView): void {
+    const bytes = toBytes(chunk);
+    if (!Number.isSafeInteger(offset) || offset < 0 || offset + bytes.length > this.size) {
+      throw new OtaError("image-offset", `${bytes.length} bytes at ${offset} fall outside the image of ${this.size} bytes`);
+    }
+    if (offset + bytes.length > this.#erasedTo) {
+      throw new OtaError("image-offset", `bytes at ${offset} are past the erased area (${this.#erasedTo}): prepare first`);
+    }
+    if (bytes.length) this.#slot.write(bytes, offset);
+  }
+
+  read(length: number, offset: number): ArrayBuffer {
+    return this.#slot.read(length, offset);
+  }
+}

@@ -1,0 +1,314 @@
+/**
+ * AWS IoT MQTT file streams (CBOR): the device asks `$aws/things/T/streams/S/get/cbor` for
+ * blocks with {c, f, l, o, n, b} and receives them on `.../data/cbor` as {f, l, i, p}; refusals
+ * come on `.../rejected/cbor` as {o: code, m: message, c}. Here:
+ *
+ * - several requests are in flight at once (`window`), each for at most 128 KB (the service's
+ *   per-request limit), so throughput is not one round trip per block;
+ * - each block goes straight to its place in flash (BlockWriter), and the digests are fed in file
+ *   order (blocks that arrive early are read back when their turn comes), so memory stays one
+ *   block whatever the order;
+ * - the bitmap of blocks still needed and the erase mark are handed to `persist`, so a reboot
+ *   resumes with what flash already holds;
+ * - a block with another file id, an index outside the file, a wrong length or undecodable CBOR
+ *   ends the transfer with "stream-protocol"; a block already received is ignored; a request that
+ *   goes quiet is asked again, and too many in a row without progress end in "no-progress".
+ */
+import type { Clock, TimerId } from "../ports/clock.ts";
+import type { Digest } from "../ports/digest.ts";
+import type { Mqtt, QoS } from "../ports/mqtt.ts";
+import { OtaError, isOtaError } from "../errors.ts";
+import { decodeCbor, encodeCbor, type CborMap } from "../codec/cbor.ts";
+import type { BlockWriter } from "../storage/block-writer.ts";
+
+export const MIN_BLOCK = 256;
+export const MAX_BLOCK = 128 * 1024;
+/** The service sends at most this much per GetStream request. */
+export const MAX_REQUEST_BYTES = 128 * 1024;
+
+export interface StreamState {
+  /** Bit i % 8 of byte i / 8 set: block i is still needed. */
+  bitmap: Uint8Array;
+  /** BlockWriter's erase mark. */
+  erasedTo: number;
+}
+
+export interface StreamOptions {
+  mqtt: Mqtt;
+  clock: Clock;
+  thing: string;
+  stream: string;
+  fileId: number;
+  size: number;
+  writer: BlockWriter;
+  /** Fed with the file's bytes in order (SHA-256 for the signature, say). */
+  digests: Digest[];
+  blockSize?: number;
+  /** Blocks asked for per request (capped at 128 KB worth). */
+  blocksPerRequest?: number;
+  /** Requests in flight at once. */
+  window?: number;
+  /** Milliseconds a request may stay silent before it is asked again. */
+  requestTimeout?: number;
+  /** Requests asked again in a row without a new block before giving up. */
+  maxRetries?: number;
+  /** State from before a reboot (same file and block size). */
+  resume?: StreamState;
+  /** Called after each block is in flash, with what a resume would need. */
+  persist?(state: StreamState): void;
+  /** Client token sent with requests (AWS echoes it in refusals). */
+  clientToken?: string;
+  qos?: QoS;
+  cancelled?(): boolean;
+}
+
+export interface StreamResult {
+  blocks: number;
+  requests: number;
+  duplicates: number;
+  retries: number;
+}
+
+interface InFlight {
+  first: number;
+  count: number;
+  timer: TimerId;
+}
+
+export function blockCount(size: number, blockSize: number): number {
+  return Math.ceil(size / blockSize);
+}
+
+/** A bitmap with every block of the file marked needed. */
+export function fullBitmap(blocks: number): Uint8Array {
+  const b = new Uint8Array(Math.ceil(blocks / 8)).fill(0xff);
+  if (blocks % 8) b[b.length - 1] = (1 << blocks % 8) - 1;
+  return b;
+}
+
+export class StreamDownload {
+  readonly #o: StreamOptions;
+  readonly #blockSize: number;
+  readonly #blocks: number;
+  readonly #perRequest: number;
+  readonly #needed: Uint8Array;
+  readonly #topics: { get: string; data: string; rejected: string };
+  readonly #inFlight: InFlight[] = [];
+  readonly #result: StreamResult = { blocks: 0, requests: 0, duplicates: 0, retries: 0 };
+  #remaining: number;
+  #hashedBlocks = 0;
+  #quiet = 0;
+  #settle!: { resolve: (r: StreamResult) => void; reject: (e: unknown) => void };
+  readonly #finished: Promise<StreamResult>;
+  #done = false;
+
+  constructor(o: StreamOptions) {
+    const blockSize = o.blockSize ?? 4096;
+    if (!Number.isInteger(blockSize) || blockSize < MIN_BLOCK || blockSize > MAX_BLOCK) {
+      throw new OtaError("bad-argument", `block size ${blockSize} is outside ${MIN_BLOCK}..${MAX_BLOCK}`);
+    }
+    if (!Number.isSafeInteger(o.size) || o.size <= 0) throw new OtaError("bad-argument", `file size must be positive, got ${o.size}`);
+    if (!Number.isSafeInteger(o.fileId) || o.fileId < 0) throw new OtaError("bad-argument", `file id must be a non-negative integer`);
+    this.#o = o;
+    this.#blockSize = blockSize;
+    this.#blocks = blockCount(o.size, blockSize);
+    this.#perRequest = Math.max(1, Math.min(o.blocksPerRequest ?? 32, Math.floor(MAX_REQUEST_BYTES / blockSize)));
+    const fresh = fullBitmap(this.#blocks);
+    if (o.resume && (o.resume.bitmap.length !== fresh.length || o.resume.bitmap.some((b, i) => (b & ~fresh[i]) !== 0))) {
+      throw new OtaError("bad-argument", "resume bitmap does not fit this file and block size");
+    }
+    this.#needed = o.resume ? o.resume.bitmap.slice() : fresh;
+    this.#remaining = 0;
+    for (let i = 0; i < this.#blocks; i++) if (this.#isNeeded(i)) this.#remaining++;
+    const base = `$aws/things/${o.thing}/streams/${o.stream}`;
+    this.#topics = { get: `${base}/get/cbor`, data: `${base}/data/cbor`, rejected: `${base}/rejected/cbor` };
+    // Settled by whichever comes first, even a cancel() before start() got going.
+    this.#finished = new Promise<StreamResult>((resolve, reject) => (this.#settle = { resolve, reject }));
+    this.#finished.catch(() => undefined);
+  }
+
+  /** Subscribes, then requests until every block is in flash and hashed. */
+  async start(): Promise<StreamResult> {
+    const qos = this.#o.qos ?? 0;
+    try {
+      await this.#o.mqtt.subscribe(this.#topics.data, qos);
+      await this.#o.mqtt.subscribe(this.#topics.rejected, qos);
+      if (!this.#done) {
+        this.#advanceHash();
+        this.#fill();
+      }
+    } catch (e) {
+      this.#fail(e);
+    }
+    return this.#finished;
+  }
+
+  /** Hands over a message; true when it was this stream's. */
+  handle(topic: string, payload: Uint8Array): boolean {
+    if (topic !== this.#topics.data && topic !== this.#topics.rejected) return false;
+    if (this.#done) return true;
+    try {
+      if (this.#o.cancelled?.()) throw new OtaError("cancelled", "stream download abandoned");
+      if (topic === this.#topics.rejected) this.#rejected(payload);
+      else this.#block(payload);
+    } catch (e) {
+      this.#fail(e);
+    }
+    return true;
+  }
+
+  /** Stops: timers cleared, late messages ignored. */
+  cancel(): void {
+    this.#fail(new OtaError("cancelled", "stream download abandoned"));
+  }
+
+  #isNeeded(i: number): boolean {
+    return (this.#needed[i >> 3] & (1 << (i & 7))) !== 0;
+  }
+
+  #block(payload: Uint8Array): void {
+    const msg = decode(payload);
+    const f = msg["f"], i = msg["i"], l = msg["l"], p = msg["p"];
+    if (typeof f !== "number" || typeof i !== "number" || typeof l !== "number" || !(p instanceof Uint8Array)) {
+      throw new OtaError("stream-protocol", "data message without numeric f, i, l and byte string p");
+    }
+    if (f !== this.#o.fileId) throw new OtaError("stream-protocol", `block for file ${f}, this download is file ${this.#o.fileId}`);
+    if (!Number.isInteger(i) || i < 0 || i >= this.#blocks) throw new OtaError("stream-protocol", `block index ${i} is outside the file's ${this.#blocks} blocks`);
+    const expected = i === this.#blocks - 1 ? this.#o.size - i * this.#blockSize : this.#blockSize;
+    if (p.length !== expected || (l !== this.#blockSize && l !== p.length)) {
+      throw new OtaError("stream-protocol", `block ${i} has ${p.length} bytes (l = ${l}); expected ${expected}`);
+    }
+    if (!this.#isNeeded(i)) {
+      this.#result.duplicates++;
+      return;
+    }
+    this.#o.writer.writeAt(i * this.#blockSize, p);
+    this.#needed[i >> 3] &= ~(1 << (i & 7));
+    this.#remaining--;
+    this.#result.blocks++;
+    this.#quiet = 0;
+    this.#advanceHash(i, p);
+    this.#o.persist?.({ bitmap: this.#needed.slice(), erasedTo: this.#o.writer.erasedTo });
+    const request = this.#inFlight.find((r) => i >= r.first && i < r.first + r.count);
+    if (request && !this.#anyNeeded(request.first, request.count)) this.#retire(request);
+    else if (request) this.#rearm(request);
+    this.#fill();
+  }
+
+  #rejected(payload: Uint8Array): void {
+    let code = "unknown", message = "";
+    try {
+      const m = decode(payload);
+      if (typeof m["o"] === "string") code = m["o"];
+      if (typeof m["m"] === "string") message = m["m"];
+    } catch {
+      // a refusal we cannot even read is still a refusal
+    }
+    throw new OtaError("stream-rejected", `stream service refused the request: ${code}${message ? ` (${message})` : ""}`);
+  }
+
+  /** Feeds digests with every block from the last hashed one that is now in flash. */
+  #advanceHash(justReceived?: number, bytes?: Uint8Array): void {
+    while (this.#hashedBlocks < this.#blocks && !this.#isNeeded(this.#hashedBlocks)) {
+      const i = this.#hashedBlocks;
+      const data = i === justReceived && bytes ? bytes : new Uint8Array(this.#o.writer.read(Math.min(this.#blockSize, this.#o.size - i * this.#blockSize), i * this.#blockSize));
+      for (const d of this.#o.digests) d.update(data);
+      this.#hashedBlocks++;
+    }
+    if (this.#remaining === 0 && this.#hashedBlocks === this.#blocks) this.#finish();
+  }
+
+  #anyNeeded(first: number, count: number): boolean {
+    for (let i = first; i < first + count; i++) if (this.#isNeeded(i)) return true;
+    return false;
+  }
+
+  /** Sends requests until the window is full or nothing needed is left unrequested. */
+  #fill(): void {
+    while (!this.#done && this.#inFlight.length < (this.#o.window ?? 2)) {
+      let first = -1;
+      for (let i = 0; i < this.#blocks; i++) {
+        if (this.#isNeeded(i) && !this.#inFlight.some((r) => i >= r.first && i < r.first + r.count)) {
+          first = i;
+          break;
+        }
+      }
+      if (first < 0) return;
+      const count = Math.min(this.#perRequest, this.#blocks - first);
+      this.#send(first, count);
+      this.#inFlight.push({ first, count, timer: this.#timer(first) });
+    }
+  }
+
+  #send(first: number, count: number): void {
+    this.#o.writer.prepare(Math.min(this.#o.size, (first + count) * this.#blockSize));
+    const bitmap = new Uint8Array(Math.ceil(count / 8));
+    let wanted = 0;
+    for (let k = 0; k < count; k++) {
+      if (this.#isNeeded(first + k)) {
+        bitmap[k >> 3] |= 1 << (k & 7);
+        wanted++;
+      }
+    }
+    const request: CborMap = { c: this.#o.clientToken ?? "xs-ota", f: this.#o.fileId, l: this.#blockSize, o: first, n: wanted, b: bitmap };
+    this.#result.requests++;
+    this.#o.mqtt.publish(this.#topics.get, encodeCbor(request), this.#o.qos ?? 0).catch((e: unknown) => this.#fail(e));
+  }
+
+  #timer(first: number): TimerId {
+    return this.#o.clock.setTimer(this.#o.requestTimeout ?? 10000, () => this.#timedOut(first));
+  }
+
+  #rearm(request: InFlight): void {
+    this.#o.clock.clearTimer(request.timer);
+    request.timer = this.#timer(request.first);
+  }
+
+  #retire(request: InFlight): void {
+    this.#o.clock.clearTimer(request.timer);
+    this.#inFlight.splice(this.#inFlight.indexOf(request), 1);
+  }
+
+  #timedOut(first: number): void {
+    const request = this.#inFlight.find((r) => r.first === first);
+    if (!request || this.#done) return;
+    try {
+      this.#quiet++;
+      this.#result.retries++;
+      if (this.#quiet > (this.#o.maxRetries ?? 5)) {
+        throw new OtaError("no-progress", `stream went quiet: ${this.#quiet} requests in a row without a block (${this.#remaining} blocks missing)`);
+      }
+      this.#send(request.first, request.count);
+      request.timer = this.#timer(request.first);
+    } catch (e) {
+      this.#fail(e);
+    }
+  }
+
+  #finish(): void {
+    if (this.#done) return;
+    this.#done = true;
+    for (const r of this.#inFlight) this.#o.clock.clearTimer(r.timer);
+    this.#inFlight.length = 0;
+    this.#settle.resolve(this.#result);
+  }
+
+  #fail(e: unknown): void {
+    if (this.#done) return;
+    this.#done = true;
+    for (const r of this.#inFlight) this.#o.clock.clearTimer(r.timer);
+    this.#inFlight.length = 0;
+    this.#settle.reject(isOtaError(e) ? e : new OtaError("stream-protocol", String(e)));
+  }
+}
+
+function decode(payload: Uint8Array): CborMap {
+  let value;
+  try {
+    value = decodeCbor(payload);
+  } catch (e) {
+    throw new OtaError("stream-protocol", `undecodable stream message: ${(e as Error).message}`);
+  }
+  if (typeof value !== "object" || value instanceof Uint8Array) throw new OtaError("stream-protocol", "stream message is not a CBOR map");
+  return value;
+}

@@ -1,0 +1,71 @@
+/**
+ * The part of URL handling a downloader needs, for engines without a URL class (XS): absolute
+ * http(s) URLs split into parts, and redirect Locations resolved against the URL they came from
+ * (RFC 3986 section 5.2, for the reference forms servers send: absolute, scheme-relative,
+ * absolute-path and relative-path).
+ */
+import { OtaError } from "../errors.ts";
+
+export interface HttpUrl {
+  scheme: "http" | "https";
+  /** Host name or bracketed IPv6 literal, lower case. */
+  host: string;
+  port: number;
+  /** Path and query, at least "/". */
+  path: string;
+}
+
+const ABSOLUTE = /^(https?):\/\/([^/?#@]*@)?(\[[0-9a-fA-F:.]+\]|[^/?#:\[\]]+)(?::(\d{1,5}))?([/?][^#]*)?(#.*)?$/i;
+
+export function parseHttpUrl(text: string): HttpUrl {
+  const m = ABSOLUTE.exec(text);
+  if (!m) throw new OtaError("bad-argument", `'${text.slice(0, 200)}' is not an absolute http or https URL`);
+  if (m[2]) throw new OtaError("bad-argument", "URLs with user:password@ are not supported");
+  const scheme = m[1].toLowerCase() as HttpUrl["scheme"];
+  const port = m[4] === undefined ? (scheme === "https" ? 443 : 80) : Number(m[4]);
+  if (port < 1 || port > 65535) throw new OtaError("bad-argument", `port ${m[4]} is out of range`);
+  let path = m[5] ?? "/";
+  if (path[0] === "?") path = "/" + path;
+  if (/[\s\x00-\x1f\x7f]/.test(path)) throw new OtaError("bad-argument", "URL path has spaces or control characters");
+  return { scheme, host: m[3].toLowerCase(), port, path };
+}
+
+export function formatHttpUrl(u: HttpUrl): string {
+  const defaultPort = u.scheme === "https" ? 443 : 80;
+  return `${u.scheme}://${u.host}${u.port === defaultPort ? "" : `:${u.port}`}${u.path}`;
+}
+
+/** Removes "." and ".." segments (RFC 3986 5.2.4). */
+function removeDots(path: string): string {
+  const out: string[] = [];
+  const segments = path.split("/");
+  for (let i = 0; i < segments.length; i++) {
+    const s = segments[i];
+    if (s === "..") {
+      if (out.length > 1) out.pop();
+      if (i === segments.length - 1) out.push("");
+    } else if (s === ".") {
+      if (i === segments.length - 1) out.push("");
+    } else out.push(s);
+  }
+  const joined = out.join("/");
+  return joined.startsWith("/") ? joined : "/" + joined;
+}
+
+/** Resolves a Location header against the URL of the response that carried it. */
+export function resolveLocation(base: HttpUrl, location: string): HttpUrl {
+  const loc = location.trim();
+  if (/^[a-z][a-z0-9+.-]*:/i.test(loc)) return parseHttpUrl(loc);
+  if (loc.startsWith("//")) return parseHttpUrl(`${base.scheme}:${loc}`);
+  const noFragment = loc.split("#")[0];
+  if (noFragment === "") return base;
+  const q = noFragment.indexOf("?");
+  const [relPath, query] = q < 0 ? [noFragment, ""] : [noFragment.slice(0, q), noFragment.slice(q)];
+  const basePath = base.path.split("?")[0];
+  let path: string;
+  if (relPath === "") path = basePath;
+  else if (relPath.startsWith("/")) path = removeDots(relPath);
+  else path = removeDots(basePath.slice(0, basePath.lastIndexOf("/") + 1) + relPath);
+  const result = { ...base, path: path + (query || (relPath === "" ? base.path.slice(basePath.length) : "")) };
+  return parseHttpUrl(formatHttpUrl(result));
+}
