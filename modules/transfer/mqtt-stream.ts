@@ -11,8 +11,10 @@
  * - the bitmap of blocks still needed and the erase mark are handed to `persist`, so a reboot
  *   resumes with what flash already holds;
  * - a block with another file id, an index outside the file, a wrong length or undecodable CBOR
- *   ends the transfer with "stream-protocol"; a block already received is ignored; a request that
- *   goes quiet is asked again, and too many in a row without progress end in "no-progress".
+ *   is refused and counted, never written (late blocks of an earlier download on the same stream
+ *   look like that too); a block already received is ignored; a request that goes quiet is asked
+ *   again, and too many in a row without progress end the transfer: "stream-protocol" with the
+ *   last refusal's reason when bad messages were all that came, else "no-progress".
  */
 import type { Clock, TimerId } from "../ports/clock.ts";
 import type { Digest } from "../ports/digest.ts";
@@ -56,7 +58,7 @@ export interface StreamOptions {
   resume?: StreamState;
   /** Called after each block is in flash, with what a resume would need. */
   persist?(state: StreamState): void;
-  /** Client token sent with requests (AWS echoes it in refusals). */
+  /** Client token sent with requests (AWS echoes it in refusals); unique per download by default. */
   clientToken?: string;
   qos?: QoS;
   cancelled?(): boolean;
@@ -67,6 +69,8 @@ export interface StreamResult {
   requests: number;
   duplicates: number;
   retries: number;
+  /** Messages refused (wrong file, index, length, undecodable). */
+  refused: number;
 }
 
 interface InFlight {
@@ -94,7 +98,10 @@ export class StreamDownload {
   readonly #needed: Uint8Array;
   readonly #topics: { get: string; data: string; rejected: string };
   readonly #inFlight: InFlight[] = [];
-  readonly #result: StreamResult = { blocks: 0, requests: 0, duplicates: 0, retries: 0 };
+  readonly #result: StreamResult = { blocks: 0, requests: 0, duplicates: 0, retries: 0, refused: 0 };
+  readonly #token: string;
+  /** Why the last message was refused, while no good block has come since. */
+  #problem: string | undefined;
   #remaining: number;
   #hashedBlocks = 0;
   #quiet = 0;
@@ -118,6 +125,7 @@ export class StreamDownload {
       throw new OtaError("bad-argument", "resume bitmap does not fit this file and block size");
     }
     this.#needed = o.resume ? o.resume.bitmap.slice() : fresh;
+    this.#token = o.clientToken ?? `xs-ota-${Math.floor(Math.random() * 0x7fffffff).toString(36)}`;
     this.#remaining = 0;
     for (let i = 0; i < this.#blocks; i++) if (this.#isNeeded(i)) this.#remaining++;
     const base = `$aws/things/${o.thing}/streams/${o.stream}`;
@@ -166,18 +174,33 @@ export class StreamDownload {
     return (this.#needed[i >> 3] & (1 << (i & 7))) !== 0;
   }
 
-  #block(payload: Uint8Array): void {
-    const msg = decode(payload);
+  /** The block a data message carries, or why it is refused. */
+  #check(payload: Uint8Array): { i: number; p: Uint8Array } | string {
+    let msg: CborMap;
+    try {
+      msg = decode(payload);
+    } catch (e) {
+      return (e as Error).message;
+    }
     const f = msg["f"], i = msg["i"], l = msg["l"], p = msg["p"];
     if (typeof f !== "number" || typeof i !== "number" || typeof l !== "number" || !(p instanceof Uint8Array)) {
-      throw new OtaError("stream-protocol", "data message without numeric f, i, l and byte string p");
+      return "data message without numeric f, i, l and byte string p";
     }
-    if (f !== this.#o.fileId) throw new OtaError("stream-protocol", `block for file ${f}, this download is file ${this.#o.fileId}`);
-    if (!Number.isInteger(i) || i < 0 || i >= this.#blocks) throw new OtaError("stream-protocol", `block index ${i} is outside the file's ${this.#blocks} blocks`);
+    if (f !== this.#o.fileId) return `block for file ${f}, this download is file ${this.#o.fileId}`;
+    if (!Number.isInteger(i) || i < 0 || i >= this.#blocks) return `block index ${i} is outside the file's ${this.#blocks} blocks`;
     const expected = i === this.#blocks - 1 ? this.#o.size - i * this.#blockSize : this.#blockSize;
-    if (p.length !== expected || (l !== this.#blockSize && l !== p.length)) {
-      throw new OtaError("stream-protocol", `block ${i} has ${p.length} bytes (l = ${l}); expected ${expected}`);
+    if (p.length !== expected || (l !== this.#blockSize && l !== p.length)) return `block ${i} has ${p.length} bytes (l = ${l}); expected ${expected}`;
+    return { i, p };
+  }
+
+  #block(payload: Uint8Array): void {
+    const checked = this.#check(payload);
+    if (typeof checked === "string") {
+      this.#result.refused++;
+      this.#problem = checked;
+      return;
     }
+    const { i, p } = checked;
     if (!this.#isNeeded(i)) {
       this.#result.duplicates++;
       return;
@@ -187,6 +210,7 @@ export class StreamDownload {
     this.#remaining--;
     this.#result.blocks++;
     this.#quiet = 0;
+    this.#problem = undefined;
     this.#advanceHash(i, p);
     this.#o.persist?.({ bitmap: this.#needed.slice(), erasedTo: this.#o.writer.erasedTo });
     const request = this.#inFlight.find((r) => i >= r.first && i < r.first + r.count);
@@ -199,8 +223,13 @@ export class StreamDownload {
     let code = "unknown", message = "";
     try {
       const m = decode(payload);
-      if (typeof m["o"] === "string") code = m["o"];
-      if (typeof m["m"] === "string") message = m["m"];
+      // AWS echoes the request's token (as `c`, and as `clientToken` in what it really sends):
+      // a refusal of another download's request on the same stream is not ours.
+      const token = typeof m["c"] === "string" ? m["c"] : m["clientToken"];
+      if (typeof token === "string" && token !== this.#token) return;
+      const o = m["o"] ?? m["code"], text = m["m"] ?? m["message"];
+      if (typeof o === "string") code = o;
+      if (typeof text === "string") message = text;
     } catch {
       // a refusal we cannot even read is still a refusal
     }
@@ -250,7 +279,7 @@ export class StreamDownload {
         wanted++;
       }
     }
-    const request: CborMap = { c: this.#o.clientToken ?? "xs-ota", f: this.#o.fileId, l: this.#blockSize, o: first, n: wanted, b: bitmap };
+    const request: CborMap = { c: this.#token, f: this.#o.fileId, l: this.#blockSize, o: first, n: wanted, b: bitmap };
     this.#result.requests++;
     this.#o.mqtt.publish(this.#topics.get, encodeCbor(request), this.#o.qos ?? 0).catch((e: unknown) => this.#fail(e));
   }
@@ -276,7 +305,9 @@ export class StreamDownload {
       this.#quiet++;
       this.#result.retries++;
       if (this.#quiet > (this.#o.maxRetries ?? 5)) {
-        throw new OtaError("no-progress", `stream went quiet: ${this.#quiet} requests in a row without a block (${this.#remaining} blocks missing)`);
+        const missing = `${this.#quiet} requests in a row without a good block (${this.#remaining} blocks missing)`;
+        if (this.#problem) throw new OtaError("stream-protocol", `stream sends bad messages: ${this.#problem}; ${missing}`);
+        throw new OtaError("no-progress", `stream went quiet: ${missing}`);
       }
       this.#send(request.first, request.count);
       request.timer = this.#timer(request.first);

@@ -23,8 +23,8 @@ export interface ServiceHooks {
   copies?: number;
   /** Deliver each answer's blocks in reverse order. */
   reverse?: boolean;
-  /** Refuse with this AWS error code. */
-  reject?: { code: string; message: string };
+  /** Refuse with this AWS error code (echoing the request's token, or the one given). */
+  reject?: { code: string; message: string; token?: string };
 }
 
 export class FakeStreamBroker implements Mqtt {
@@ -51,7 +51,7 @@ export class FakeStreamBroker implements Mqtt {
     this.requests.push(recorded);
     if (this.hooks.answer && !this.hooks.answer(recorded, this.requests.length - 1)) return;
     if (this.hooks.reject) {
-      this.#deliver(`${base}/rejected/cbor`, encodeCbor({ o: this.hooks.reject.code, m: this.hooks.reject.message, c: request["c"] as string }));
+      this.#deliver(`${base}/rejected/cbor`, encodeCbor({ o: this.hooks.reject.code, m: this.hooks.reject.message, c: this.hooks.reject.token ?? (request["c"] as string) }));
       return;
     }
     const blocks: number[] = [];

@@ -115,6 +115,19 @@ export default suite("mqtt streams", (test) => {
     await rejectsCode(() => drive(run.promise, run.clock), "stream-rejected", "ResourceNotFound");
   });
 
+  test("a refusal carrying another download's client token is not ours", async () => {
+    const run = start({ reject: { code: "ResourceNotFound", message: "old request", token: "someone-else" } });
+    await rejectsCode(() => drive(run.promise, run.clock), "no-progress", "quiet");
+  });
+
+  test("bad messages among good ones are refused and counted, and the file completes", async () => {
+    let n = 0;
+    const run = start({ block: (m) => (n++ < 5 ? { ...m, f: 8 } : m) });
+    await completes(run);
+    const result = (await run.promise) as { refused: number };
+    equal(result.refused, 5, "refused");
+  });
+
   test("a service that goes quiet is asked again, then given up on", async () => {
     const run = start({ answer: () => false });
     await rejectsCode(() => drive(run.promise, run.clock), "no-progress", "quiet");
