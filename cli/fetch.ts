@@ -100,6 +100,7 @@ export async function fetchCommand(args: string[], io: Io): Promise<number> {
   }
   const bar = new cliProgress.SingleBar({ format: "{bar} {percentage}% | {value}/{total} bytes", hideCursor: true }, cliProgress.Presets.shades_classic);
   let recorded = offset;
+  let written = offset;
   const record = (at: number, total: number) => writeFileSync(recordPath, JSON.stringify({ url, size: total, offset: at } satisfies Progress));
   try {
     const result = await downloadRange({
@@ -117,6 +118,7 @@ export async function fetchCommand(args: string[], io: Io): Promise<number> {
       },
       sink: (chunk, at) => {
         writeSync(fd, chunk, 0, chunk.length, at);
+        written = at + chunk.length;
         hash.update(chunk);
         bar.update(at + chunk.length);
         if (at + chunk.length - recorded >= RECORD_EVERY && size !== undefined) {
@@ -140,7 +142,8 @@ export async function fetchCommand(args: string[], io: Io): Promise<number> {
   } catch (e) {
     bar.stop();
     closeSync(fd);
-    if (size !== undefined && recorded > 0) record(recorded, size);
+    // Every byte handed to the sink is in the file: the next run resumes after all of them.
+    if (size !== undefined && written > 0) record(written, size);
     if (isOtaError(e)) {
       io.err(`error: ${e.message} [${e.code}]`);
       return 1;

@@ -87,7 +87,8 @@ export async function downloadRange(o: DownloadOptions): Promise<DownloadResult>
   while (size === undefined || at.offset < size) {
     if (o.cancelled?.()) throw new OtaError("cancelled", `download abandoned at ${at.offset} bytes`);
     const from = at.offset;
-    const last = size !== undefined && window > 0 ? Math.min(from + window, size) - 1 : undefined;
+    // The last byte asked for; when the size is not known yet, the reply's total settles it.
+    const last = window === 0 ? undefined : size === undefined ? from + window - 1 : Math.min(from + window, size) - 1;
     try {
       const { response, url } = await requestFollowing(o, origin, `bytes=${from}-${last ?? ""}`, result);
       const expected = check(response, url, from, last, size);
@@ -152,7 +153,8 @@ function check(response: HttpResponse, url: HttpUrl, from: number, last: number 
     if (m[3] === "*") return fail("http-protocol", `Content-Range '${header}' does not give the file size`);
     const total = Number(m[3]);
     if (size !== undefined && total !== size) return fail("http-protocol", `server's file is ${total} bytes, the job says ${size}`);
-    const wantEnd = last ?? total - 1;
+    // Only a first request of unknown size may come back shorter: the file ends before the window.
+    const wantEnd = last === undefined ? total - 1 : size === undefined ? Math.min(last, total - 1) : last;
     if (start !== from || end !== wantEnd) return fail("http-protocol", `asked for bytes ${from}-${wantEnd}, Content-Range says ${start}-${end}`);
     if (end >= total) return fail("http-protocol", `Content-Range '${header}' ends past the file`);
     if (declared !== undefined && declared !== end - start + 1) return fail("http-protocol", `Content-Length ${declared} does not match Content-Range ${start}-${end}`);

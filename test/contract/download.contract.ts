@@ -73,9 +73,13 @@ export default suite("http range downloader", (test) => {
   test("unknown size is learned from the first response and held to", async () => {
     const t = target();
     let learned = 0;
-    await get("/good/fw.bin", t, { size: undefined, window: 100_000, onSize: (s) => (learned = s) });
+    const r = await get("/good/fw.bin", t, { size: undefined, window: 100_000, onSize: (s) => (learned = s) });
     exact(t);
     equal(learned, BODY_SIZE);
+    equal(r.requests, 3, "windowed from the first request");
+    const u = target();
+    await get("/good/fw.bin", u, { size: undefined, window: 1_000_000 });
+    exact(u);
   });
 
   test("resumes after a reboot from the recorded offset, keeping what flash holds", async () => {
