@@ -104,6 +104,8 @@ export class StreamDownload {
   #problem: string | undefined;
   #remaining: number;
   #hashedBlocks = 0;
+  /** Blocks below this are received or in a request in flight. */
+  #cursor = 0;
   #quiet = 0;
   #settle!: { resolve: (r: StreamResult) => void; reject: (e: unknown) => void };
   readonly #finished: Promise<StreamResult>;
@@ -252,18 +254,18 @@ export class StreamDownload {
     return false;
   }
 
-  /** Sends requests until the window is full or nothing needed is left unrequested. */
+  /**
+   * Sends requests until the window is full or nothing needed is left unrequested. Ranges are
+   * requested in order, so everything below the cursor is received or in flight (a range that
+   * goes quiet is asked again by its timer): the scan never starts over from block 0.
+   */
   #fill(): void {
     while (!this.#done && this.#inFlight.length < (this.#o.window ?? 2)) {
-      let first = -1;
-      for (let i = 0; i < this.#blocks; i++) {
-        if (this.#isNeeded(i) && !this.#inFlight.some((r) => i >= r.first && i < r.first + r.count)) {
-          first = i;
-          break;
-        }
-      }
-      if (first < 0) return;
+      while (this.#cursor < this.#blocks && !this.#isNeeded(this.#cursor)) this.#cursor++;
+      if (this.#cursor >= this.#blocks) return;
+      const first = this.#cursor;
       const count = Math.min(this.#perRequest, this.#blocks - first);
+      this.#cursor = first + count;
       this.#send(first, count);
       this.#inFlight.push({ first, count, timer: this.#timer(first) });
     }
