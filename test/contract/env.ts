@@ -2,10 +2,18 @@
  * What a suite needs from the engine it runs on, set before its cases run: on Node the desktop
  * host's ports, on XS ports bridged to the test process (test/xs/bridge.ts). Portable.
  */
+import type { Clock } from "../../modules/ports/clock.ts";
 import type { Http } from "../../modules/ports/http.ts";
+import type { Mqtt } from "../../modules/ports/mqtt.ts";
 
 export interface SuiteEnv {
   http: Http;
+  /** A connection to the test's broker, when the suite needs one. */
+  mqtt?: Mqtt;
+  /** The clock transfers use: real time on Node, a manual one on XS (see `settle`). */
+  clock?: Clock;
+  /** Waits for a transfer, moving whatever must move meanwhile (bridged messages, timers). */
+  settle?<T>(promise: Promise<T>): Promise<T>;
   /** Settings from the test process: server URLs, CA PEM, file digests... */
   config: Record<string, unknown>;
 }

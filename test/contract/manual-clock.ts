@@ -55,8 +55,11 @@ export class ManualClock implements Clock {
 declare const setImmediate: (callback: () => void) => unknown;
 const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
-/** Awaits `promise`, firing the clock's timers whenever nothing else is left to run. */
-export async function drive<T>(promise: Promise<T>, clock: ManualClock, limit = 20000): Promise<T> {
+/**
+ * Awaits `promise`, firing the clock's timers whenever nothing else is left to run. `poll`, when
+ * given, brings in outside events (bridged network messages) first and says how many came.
+ */
+export async function drive<T>(promise: Promise<T>, clock: ManualClock, limit = 20000, poll?: () => number): Promise<T> {
   let settled = false;
   promise.then(
     () => (settled = true),
@@ -65,7 +68,9 @@ export async function drive<T>(promise: Promise<T>, clock: ManualClock, limit = 
   for (let i = 0; i < limit && !settled; i++) {
     await turn();
     await turn();
-    if (!settled) clock.fireNext();
+    if (settled) break;
+    if (poll && poll() > 0) continue;
+    clock.fireNext();
   }
   if (!settled) throw new Error(`drive: still running after ${limit} turns (${clock.pending} timers pending)`);
   return promise;

@@ -9,7 +9,7 @@ import type { Suite } from "./harness.ts";
 import { setSuiteEnv, type SuiteEnv } from "./env.ts";
 import { bundleForXs } from "../xs/bundle.ts";
 import { XsWorker, type XsMeters } from "../xs/worker.ts";
-import { httpBridge } from "../xs/bridge-host.ts";
+import { bridgeHost } from "../xs/bridge-host.ts";
 
 export const xsMeters = new Map<string, XsMeters>();
 
@@ -19,6 +19,8 @@ export interface ContractOptions {
    * Node the suite gets it as is; on XS it gets the same config with its Http bridged to this one.
    */
   env?: () => SuiteEnv;
+  /** The ports the XS run's bridge uses, when they must differ from Node's (a second MQTT client). */
+  xsEnv?: () => SuiteEnv;
 }
 
 export function contract(suite: Suite, moduleUrl: URL, options: ContractOptions = {}): void {
@@ -34,9 +36,9 @@ export function contract(suite: Suite, moduleUrl: URL, options: ContractOptions 
       xs = new XsWorker(suite.name);
       await xs.evaluate(script);
       if (options.env) {
-        const env = options.env();
-        xs.hostCall = httpBridge(env.http);
-        await xs.evaluate(`__setup(${JSON.stringify(env.config)})`);
+        const env = options.xsEnv?.() ?? options.env();
+        xs.hostCall = bridgeHost({ http: env.http, mqtt: env.mqtt });
+        await xs.evaluate(`__setup(${JSON.stringify({ ...env.config, mqtt: env.mqtt !== undefined })})`);
       }
     });
     afterAll(async () => xs?.close());

@@ -1,12 +1,21 @@
 /** The network bridge, test-process side: serves the XS side's calls with the desktop host's ports. */
 import type { Http, HttpResponse } from "../../modules/ports/http.ts";
+import type { Mqtt, QoS } from "../../modules/ports/mqtt.ts";
 import { isOtaError } from "../../modules/errors.ts";
 import { frame, unframe } from "./bridge.ts";
 import type { HostCall } from "./worker.ts";
 
-export function httpBridge(http: Http): HostCall {
+export function bridgeHost(ports: { http: Http; mqtt?: Mqtt }): HostCall {
+  const { http, mqtt } = ports;
   const open = new Map<number, HttpResponse>();
   let next = 1;
+  // Messages for XS wait here until it polls.
+  const inbox: { topic: string; payload: Uint8Array }[] = [];
+  let arrived: (() => void) | undefined;
+  mqtt?.onMessage((topic, payload) => {
+    inbox.push({ topic, payload });
+    arrived?.();
+  });
   return async (message) => {
     const { json } = unframe(message);
     try {
@@ -25,6 +34,29 @@ export function httpBridge(http: Http): HostCall {
           open.get(json.id as number)?.close();
           open.delete(json.id as number);
           return frame({});
+        case "mqtt.subscribe":
+          await needMqtt().subscribe(json.topic as string, json.qos as QoS);
+          return frame({});
+        case "mqtt.publish":
+          await needMqtt().publish(json.topic as string, unframe(message).bytes.slice(), json.qos as QoS);
+          return frame({});
+        case "mqtt.poll": {
+          if (inbox.length === 0) {
+            await new Promise<void>((resolve) => {
+              const timer = setTimeout(resolve, Number(json.wait) || 0);
+              arrived = () => (clearTimeout(timer), resolve());
+            });
+            arrived = undefined;
+          }
+          const batch = inbox.splice(0);
+          const bytes = new Uint8Array(batch.reduce((n, m) => n + m.payload.length, 0));
+          let at = 0;
+          for (const m of batch) {
+            bytes.set(m.payload, at);
+            at += m.payload.length;
+          }
+          return frame({ messages: batch.map((m) => ({ topic: m.topic, length: m.payload.length })) }, bytes);
+        }
         default:
           return frame({ error: { code: "bad-argument", message: `unknown bridge call ${String(json.op)}` } });
       }
@@ -33,4 +65,9 @@ export function httpBridge(http: Http): HostCall {
       throw e;
     }
   };
+
+  function needMqtt(): Mqtt {
+    if (!mqtt) throw new Error("this suite's environment has no MQTT connection");
+    return mqtt;
+  }
 }

@@ -4,6 +4,7 @@
  * Runs inside XS only (uses its `issueCommand` global).
  */
 import type { Http, HttpRequest, HttpResponse } from "../../modules/ports/http.ts";
+import type { Mqtt, QoS } from "../../modules/ports/mqtt.ts";
 import { OtaError, type OtaErrorCode } from "../../modules/errors.ts";
 
 declare const issueCommand: (request: ArrayBuffer) => ArrayBuffer;
@@ -55,5 +56,40 @@ export class BridgedHttp implements Http {
         call("http.close", { id });
       },
     };
+  }
+}
+
+/**
+ * An MQTT connection held by the test process. Messages for it wait there until XS polls:
+ * `poll(wait)` blocks XS up to `wait` ms for the first one and delivers all that came.
+ */
+export class BridgedMqtt implements Mqtt {
+  readonly #handlers: ((topic: string, payload: Uint8Array) => void)[] = [];
+
+  async subscribe(topic: string, qos: QoS): Promise<void> {
+    call("mqtt.subscribe", { topic, qos });
+  }
+
+  async publish(topic: string, payload: Uint8Array | string, qos: QoS): Promise<void> {
+    const bytes = typeof payload === "string" ? new TextEncoder().encode(payload) : payload;
+    call("mqtt.publish", { topic, qos }, bytes);
+  }
+
+  onMessage(handler: (topic: string, payload: Uint8Array) => void): void {
+    this.#handlers.push(handler);
+  }
+
+  onConnectionChange(): void {}
+
+  poll(wait: number): number {
+    const { json, bytes } = call("mqtt.poll", { wait });
+    const messages = json.messages as { topic: string; length: number }[];
+    let at = 0;
+    for (const m of messages) {
+      const payload = bytes.slice(at, at + m.length);
+      at += m.length;
+      for (const h of this.#handlers) h(m.topic, payload);
+    }
+    return messages.length;
   }
 }
