@@ -56,6 +56,8 @@ export interface StreamOptions {
   maxRetries?: number;
   /** State from before a reboot (same file and block size). */
   resume?: StreamState;
+  /** Called with each new block before it is written; throwing ends the transfer with that error. */
+  beforeWrite?(index: number, bytes: Uint8Array): void;
   /** Called after each block is in flash, with what a resume would need. */
   persist?(state: StreamState): void;
   /** Client token sent with requests (AWS echoes it in refusals); unique per download by default. */
@@ -207,6 +209,7 @@ export class StreamDownload {
       this.#result.duplicates++;
       return;
     }
+    this.#o.beforeWrite?.(i, p);
     this.#o.writer.writeAt(i * this.#blockSize, p);
     this.#needed[i >> 3] &= ~(1 << (i & 7));
     this.#remaining--;

@@ -1,0 +1,462 @@
+/**
+ * The update agent: a job from the cloud to a confirmed new firmware, or back to the old one with
+ * a reason the cloud understands. An explicit transition table (see machine.ts) driven one event
+ * at a time; timers from the Clock port; all I/O through ports.
+ *
+ *   booting -> connecting -> starting -> idle -> downloading -> awaiting-reboot -> rebooting
+ *   after the restart: booting -> connecting -> starting -> self-testing -> idle (confirmed)
+ *                                                          \-> rebooting (rejected) -> ... -> idle (FAILED reported by the old image)
+ *
+ * What must survive a restart (the job, its phase, the previous version) is one StateStore record,
+ * written before the step it protects; transfer progress has records of its own.
+ */
+import type { BootControl } from "../ports/boot-control.ts";
+import type { Clock, TimerId } from "../ports/clock.ts";
+import type { DigestFactory } from "../ports/digest.ts";
+import type { Http } from "../ports/http.ts";
+import type { KeyStore } from "../ports/key-store.ts";
+import type { Mqtt } from "../ports/mqtt.ts";
+import type { Partitions } from "../ports/partitions.ts";
+import type { SignatureVerifier } from "../ports/signature.ts";
+import type { StateStore } from "../ports/state-store.ts";
+import type { System } from "../ports/system.ts";
+import type { ParseResult, UpdatePlan } from "../jobs/plan.ts";
+import { OtaError, isOtaError } from "../errors.ts";
+import { utf8Decode, utf8Encode } from "../codec/utf8.ts";
+import { SecurityFloor, checkCandidateImage } from "../verify/policy.ts";
+import { checkNewer } from "../verify/version.ts";
+import { verifyAndSelect } from "../verify/staged.ts";
+import { Machine, type Transition } from "./machine.ts";
+import type { FailureStage, JobChannel, JobFailure } from "./channel.ts";
+import { DEFAULT_CONFIG, type AgentConfig } from "./config.ts";
+import { clearTransferRecords, startTransfer, type RunningTransfer, type TransferOutcome } from "./transfer.ts";
+
+export type AgentState =
+  | "booting"
+  | "connecting"
+  | "starting"
+  | "idle"
+  | "downloading"
+  | "refreshing"
+  | "awaiting-reboot"
+  | "rebooting"
+  | "self-testing"
+  | "custom-job";
+
+export const AGENT_STATES: readonly AgentState[] = ["booting", "connecting", "starting", "idle", "downloading", "refreshing", "awaiting-reboot", "rebooting", "self-testing", "custom-job"];
+
+export type AgentEvent =
+  | { type: "boot" }
+  | { type: "connected" }
+  | { type: "ready" }
+  | { type: "job"; result: ParseResult }
+  | { type: "progress"; transfer: number; received: number; total: number }
+  | { type: "transfer-done"; transfer: number; outcome: TransferOutcome }
+  | { type: "transfer-failed"; transfer: number; error: OtaError }
+  | { type: "reboot-ready" }
+  | { type: "self-test"; passed: boolean; reason: string }
+  | { type: "custom-done"; jobId: string; succeeded: boolean; reason?: string };
+
+export interface AgentPorts {
+  partitions: Partitions;
+  boot: BootControl;
+  store: StateStore;
+  clock: Clock;
+  http: Http;
+  mqtt: Mqtt;
+  digests: DigestFactory;
+  verifier: SignatureVerifier;
+  keys: KeyStore;
+  system: System;
+}
+
+export interface AgentApp {
+  /** The new firmware's own test, run once after an update; true (or resolving true) to keep it. */
+  selfTest(): boolean | Promise<boolean>;
+  /** Jobs that are not update documents; absent: they are failed as unsupported. */
+  customJob?(jobId: string, document: unknown): Promise<{ succeeded: boolean; reason?: string }>;
+}
+
+/** What survives a restart. */
+export interface JobRecord {
+  plan: UpdatePlan;
+  phase: "download" | "reboot" | "confirmed" | "rolled-back";
+  slot: string;
+  /** The version running when the update started (AWS `updatedBy`). */
+  previous: string;
+  secureVersion?: number;
+  failure?: JobFailure;
+}
+
+export const JOB_KEY = "ota.job";
+
+type Row = Transition<AgentState, AgentEvent, Agent>;
+type On<T extends AgentEvent["type"]> = Extract<AgentEvent, { type: T }>;
+
+function row<T extends AgentEvent["type"]>(state: AgentState, event: T, next: AgentState[], handler: (a: Agent, e: On<T>) => AgentState | void): Row {
+  return { state, event, next, handler: handler as Row["handler"] };
+}
+
+export const AGENT_TABLE: readonly Row[] = [
+  row("booting", "boot", ["connecting"], (a) => a.onBoot()),
+  row("rebooting", "boot", ["connecting"], (a) => a.onBoot()),
+  row("connecting", "connected", ["starting"], (a) => a.startChannel()),
+  row("starting", "ready", ["idle", "self-testing", "rebooting"], (a) => a.onReady()),
+  row("idle", "job", ["idle", "downloading", "custom-job"], (a, e) => a.onJob(e.result)),
+  row("idle", "connected", ["starting"], (a) => a.startChannel()),
+  row("downloading", "progress", ["downloading"], (a, e) => a.onProgress(e)),
+  row("downloading", "transfer-done", ["awaiting-reboot", "idle"], (a, e) => a.onTransferDone(e)),
+  row("downloading", "transfer-failed", ["idle", "refreshing"], (a, e) => a.onTransferFailed(e)),
+  row("downloading", "job", ["downloading", "idle", "custom-job"], (a, e) => a.onJobWhileDownloading(e.result)),
+  row("downloading", "connected", ["downloading"], (a) => a.restartChannel()),
+  row("refreshing", "job", ["downloading", "idle", "custom-job"], (a, e) => a.onJobWhileDownloading(e.result)),
+  row("refreshing", "connected", ["refreshing"], (a) => a.restartChannel(true)),
+  row("awaiting-reboot", "reboot-ready", ["rebooting"], (a) => a.restart()),
+  row("self-testing", "self-test", ["idle", "rebooting"], (a, e) => a.onSelfTest(e)),
+  row("self-testing", "connected", ["self-testing"], (a) => a.restartChannel()),
+  row("custom-job", "custom-done", ["idle"], (a, e) => a.onCustomDone(e)),
+];
+
+export class Agent {
+  readonly machine: Machine<AgentState, AgentEvent, Agent>;
+  readonly config: AgentConfig;
+  readonly #ports: AgentPorts;
+  readonly #app: AgentApp;
+  readonly #channel: JobChannel;
+  readonly #floor: SecurityFloor;
+  #record: JobRecord | undefined;
+  #transfer: RunningTransfer | undefined;
+  #transferId = 0;
+  #reported = 0;
+  #selfTestTimer: TimerId | undefined;
+  /** Every transition and every ignored event, for logs and tests. */
+  readonly trace: string[] = [];
+
+  constructor(options: { ports: AgentPorts; app: AgentApp; channel: JobChannel; config: Partial<AgentConfig> & { thing: string } }) {
+    this.#ports = options.ports;
+    this.#app = options.app;
+    this.#channel = options.channel;
+    this.config = { ...DEFAULT_CONFIG, ...options.config };
+    this.#floor = new SecurityFloor(options.ports.store);
+    this.machine = new Machine<AgentState, AgentEvent, Agent>({
+      table: AGENT_TABLE,
+      initial: "booting",
+      context: this as Agent,
+      unmatched: (state, event) => this.#log(`ignored ${event.type} in ${state}`),
+      onTransition: (from, event, to) => this.trace.push(`${from} --${event.type}--> ${to}`),
+    });
+    this.#channel.onJob((result) => this.dispatch({ type: "job", result }));
+  }
+
+  get state(): AgentState {
+    return this.machine.state;
+  }
+
+  get record(): JobRecord | undefined {
+    return this.#record;
+  }
+
+  dispatch(event: AgentEvent): void {
+    this.machine.dispatch(event);
+  }
+
+  /** Routes an MQTT message to the job channel or the stream transfer. */
+  handleMessage(topic: string, payload: Uint8Array): void {
+    if (this.#channel.handle(topic, payload)) return;
+    this.#transfer?.handle(topic, payload);
+  }
+
+  // ---- handlers (called from the table) ----
+
+  onBoot(): AgentState {
+    this.#record = this.#loadRecord();
+    const r = this.#record;
+    if (r && r.phase === "reboot" && this.#ports.boot.info().running !== r.slot) {
+      // The bootloader went back to the old image: the new one never confirmed.
+      r.phase = "rolled-back";
+      r.failure ??= { stage: "boot", code: "rolled-back", reason: `the new image in ${r.slot} did not stay running: the bootloader went back to ${this.#ports.boot.info().running}` };
+      this.#saveRecord();
+    }
+    return "connecting";
+  }
+
+  startChannel(): AgentState {
+    this.#channel.start().then(
+      () => this.dispatch({ type: "ready" }),
+      (e: unknown) => this.#log(`job channel did not start: ${String(e)}`),
+    );
+    return "starting";
+  }
+
+  restartChannel(askAgain = false): void {
+    this.#channel.start().then(
+      () => (askAgain ? this.#channel.requestNext() : undefined),
+      (e: unknown) => this.#log(`job channel did not restart: ${String(e)}`),
+    );
+  }
+
+  onReady(): AgentState {
+    const r = this.#record;
+    if (r?.phase === "rolled-back") {
+      this.#channel.failed({ jobId: r.plan.jobId, plan: r.plan }, r.failure ?? { stage: "boot", code: "rolled-back", reason: "rolled back" });
+      this.#forget();
+      return this.#askNext();
+    }
+    if (r?.phase === "confirmed") {
+      this.#channel.succeeded(r.plan, this.#ports.system.version());
+      this.#forget();
+      return this.#askNext();
+    }
+    if (r?.phase === "reboot") {
+      const running = this.#ports.system.version();
+      try {
+        checkNewer(r.previous, running);
+      } catch (e) {
+        return this.#rollBack({ stage: "boot", code: "version-rejected", reason: `after the reboot: ${(e as Error).message}` });
+      }
+      this.#channel.selfTestStarted(r.plan);
+      this.#runSelfTest();
+      return "self-testing";
+    }
+    return this.#askNext();
+  }
+
+  onJob(result: ParseResult): AgentState {
+    switch (result.kind) {
+      case "none":
+        return "idle";
+      case "invalid":
+        if (result.jobId) this.#channel.failed({ jobId: result.jobId }, { stage: "document", code: "document", reason: result.reason });
+        return "idle";
+      case "custom":
+        if (!this.#app.customJob) {
+          this.#channel.failed({ jobId: result.jobId }, { stage: "document", code: "unsupported", reason: "not an update document, and this app takes no custom jobs" });
+          return this.#askNext();
+        }
+        this.#app.customJob(result.jobId, result.document).then(
+          (r) => this.dispatch({ type: "custom-done", jobId: result.jobId, ...r }),
+          (e: unknown) => this.dispatch({ type: "custom-done", jobId: result.jobId, succeeded: false, reason: String(e) }),
+        );
+        return "custom-job";
+      case "plan":
+        return this.#begin(result.plan);
+    }
+  }
+
+  onJobWhileDownloading(result: ParseResult): AgentState {
+    const current = this.#record?.plan;
+    if (result.kind === "plan" && current && result.plan.jobId === current.jobId) {
+      if (this.state === "refreshing") {
+        // The same job again, with a fresh URL: carry on from the byte where it stopped.
+        this.#record = { ...this.#record!, plan: { ...current, url: result.plan.url ?? current.url } };
+        this.#saveRecord();
+        if (this.#transfer?.continueWith && this.#record.plan.url) this.#transfer.continueWith(this.#record.plan.url);
+        else this.#startTransfer(this.#record.plan);
+        return "downloading";
+      }
+      return this.state;
+    }
+    if (result.kind === "none" && this.state === "downloading") return this.state;
+    // Another job (or the current one gone): drop this transfer; the slot stays unselected.
+    this.#stopTransfer();
+    clearTransferRecords(this.#ports.store);
+    this.#forget();
+    return this.onJob(result);
+  }
+
+  onProgress(e: On<"progress">): void {
+    if (e.transfer !== this.#transferId || !this.#record) return;
+    if (e.received - this.#reported < this.config.progressInterval && e.received !== e.total) return;
+    this.#reported = e.received;
+    this.#channel.progress(this.#record.plan, e.received, e.total);
+  }
+
+  onTransferDone(e: On<"transfer-done">): AgentState | void {
+    const r = this.#record;
+    if (e.transfer !== this.#transferId || !r) return;
+    this.#transfer = undefined;
+    const plan = r.plan;
+    const slot = this.#ports.partitions.open(r.slot);
+    try {
+      const actual = plan.digest?.algorithm === "sha256" ? e.outcome.sha256 : e.outcome.promised;
+      const verified = verifyAndSelect(
+        {
+          slot,
+          slotName: r.slot,
+          sha256: e.outcome.sha256,
+          signature: plan.signature,
+          expected: plan.digest && actual ? { algorithm: plan.digest.algorithm, hex: plan.digest.hex, actual } : undefined,
+        },
+        {
+          keys: this.#ports.keys,
+          verifier: this.#ports.verifier,
+          boot: this.#ports.boot,
+          sha256: () => this.#ports.digests.create("sha256"),
+          allowUnsigned: this.config.allowUnsigned,
+          log: (level, message) => this.#ports.system.log(level, message),
+        },
+      );
+      r.phase = "reboot";
+      r.secureVersion = verified.desc.secureVersion;
+      this.#saveRecord();
+      clearTransferRecords(this.#ports.store);
+      this.#channel.beforeReboot(plan, r.previous).then(() => this.dispatch({ type: "reboot-ready" }));
+      return "awaiting-reboot";
+    } catch (err) {
+      if (!isOtaError(err)) throw err;
+      return this.#fail("verify", err);
+    }
+  }
+
+  onTransferFailed(e: On<"transfer-failed">): AgentState | void {
+    if (e.transfer !== this.#transferId) return;
+    if (e.error.code === "url-refused") {
+      // A presigned URL expired: ask for the job again; its fresh URL continues from here.
+      this.#channel.requestNext();
+      return "refreshing";
+    }
+    this.#transfer = undefined;
+    const stage: FailureStage = e.error.code.startsWith("flash") || e.error.code.startsWith("image") ? "flash" : e.error.code === "version-rejected" || e.error.code === "security-version" ? "verify" : "download";
+    return this.#fail(stage, e.error);
+  }
+
+  restart(): AgentState {
+    this.#ports.system.restart();
+    return "rebooting";
+  }
+
+  onSelfTest(e: On<"self-test">): AgentState {
+    if (this.#selfTestTimer !== undefined) this.#ports.clock.clearTimer(this.#selfTestTimer);
+    this.#selfTestTimer = undefined;
+    const r = this.#record!;
+    if (!e.passed) return this.#rollBack({ stage: "self-test", code: "self-test", reason: e.reason });
+    this.#ports.boot.confirm();
+    if (r.secureVersion !== undefined) this.#floor.raise(r.secureVersion);
+    r.phase = "confirmed";
+    this.#saveRecord();
+    this.#channel.succeeded(r.plan, this.#ports.system.version());
+    this.#forget();
+    return this.#askNext();
+  }
+
+  onCustomDone(e: On<"custom-done">): AgentState {
+    this.#channel.customResult?.(e.jobId, e.succeeded, e.reason);
+    return this.#askNext();
+  }
+
+  // ---- helpers ----
+
+  #begin(plan: UpdatePlan): AgentState {
+    const running = this.#ports.system.version();
+    try {
+      if (plan.statusDetails?.["self_test"] && this.#record?.plan.jobId !== plan.jobId) {
+        throw new OtaError("boot-state", "the job came back after a reboot, but this device holds no record of it: the update did not take");
+      }
+      if (plan.version !== undefined) checkNewer(running, plan.version);
+    } catch (e) {
+      if (!isOtaError(e)) throw e;
+      this.#channel.failed({ jobId: plan.jobId, plan }, { stage: "document", code: e.code, reason: e.message });
+      return this.#askNext();
+    }
+    const resuming = this.#record?.phase === "download" && this.#record.plan.jobId === plan.jobId && this.#record.plan.size === plan.size;
+    if (!resuming) clearTransferRecords(this.#ports.store);
+    const slot = this.#ports.boot.info().updateSlot;
+    this.#record = { plan, phase: "download", slot, previous: running };
+    this.#saveRecord();
+    this.#startTransfer(plan);
+    return "downloading";
+  }
+
+  #startTransfer(plan: UpdatePlan): void {
+    const id = ++this.#transferId;
+    this.#reported = 0;
+    const r = this.#record!;
+    const running = this.#ports.system.version();
+    this.#transfer = startTransfer(
+      plan,
+      this.#ports.partitions.open(r.slot),
+      this.#ports,
+      { ...this.config, thing: this.config.thing },
+      {
+        checkHeader: (prefix) => checkCandidateImage(prefix, { runningVersion: running, floor: this.#floor }),
+        progress: (received, total) => this.dispatch({ type: "progress", transfer: id, received, total }),
+        done: (outcome) => this.dispatch({ type: "transfer-done", transfer: id, outcome }),
+        failed: (error) => this.dispatch({ type: "transfer-failed", transfer: id, error }),
+      },
+    );
+  }
+
+  #stopTransfer(): void {
+    this.#transfer?.cancel();
+    this.#transfer = undefined;
+    this.#transferId++;
+  }
+
+  #runSelfTest(): void {
+    let settled = false;
+    const settle = (passed: boolean, reason: string) => {
+      if (settled) return;
+      settled = true;
+      this.dispatch({ type: "self-test", passed, reason });
+    };
+    this.#selfTestTimer = this.#ports.clock.setTimer(this.config.selfTestTimeout, () => settle(false, `self-test did not finish within ${this.config.selfTestTimeout} ms`));
+    Promise.resolve()
+      .then(() => this.#app.selfTest())
+      .then(
+        (ok) => settle(ok === true, ok === true ? "passed" : "self-test failed"),
+        (e: unknown) => settle(false, `self-test threw: ${e instanceof Error ? e.message : String(e)}`),
+      );
+  }
+
+  #rollBack(failure: JobFailure): AgentState {
+    const r = this.#record!;
+    this.#ports.boot.reject();
+    r.phase = "rolled-back";
+    r.failure = failure;
+    this.#saveRecord();
+    this.#ports.system.restart();
+    return "rebooting";
+  }
+
+  #fail(stage: FailureStage, error: OtaError): AgentState {
+    const r = this.#record;
+    clearTransferRecords(this.#ports.store);
+    this.#forget();
+    if (r) this.#channel.failed({ jobId: r.plan.jobId, plan: r.plan }, { stage, code: error.code, reason: error.message });
+    return this.#askNext();
+  }
+
+  #askNext(): AgentState {
+    this.#channel.requestNext();
+    return "idle";
+  }
+
+  #forget(): void {
+    this.#record = undefined;
+    this.#ports.store.delete(JOB_KEY);
+  }
+
+  #saveRecord(): void {
+    if (!this.#record) return;
+    let json = JSON.stringify(this.#record);
+    // A presigned URL can be long; without it the record still fits, and the job brings it again.
+    if (json.length > 3900) json = JSON.stringify({ ...this.#record, plan: { ...this.#record.plan, url: undefined } });
+    this.#ports.store.set(JOB_KEY, utf8Encode(json));
+  }
+
+  #loadRecord(): JobRecord | undefined {
+    const bytes = this.#ports.store.get(JOB_KEY);
+    if (!bytes) return undefined;
+    try {
+      const r = JSON.parse(utf8Decode(bytes)) as JobRecord;
+      return r && typeof r === "object" && r.plan && typeof r.phase === "string" ? r : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  #log(message: string): void {
+    this.trace.push(message);
+    this.#ports.system.log("debug", message);
+  }
+}

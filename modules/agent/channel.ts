@@ -1,0 +1,38 @@
+/**
+ * JobChannel: a cloud's job protocol as the agent sees it. AWS IoT Jobs and EnOS OTA each
+ * implement it in their own vocabulary (modules/agent/aws-channel.ts, enos-channel.ts).
+ *
+ * Contract:
+ * - `start()` subscribes; after a reconnect the agent calls it again.
+ * - `onJob` receives every job the cloud offers (answers to `requestNext`, notifications, pushes),
+ *   already parsed, including refusals (`kind: "invalid"`) and "no job".
+ * - Report methods resolve once the cloud took the report (or it could not be delivered: they do
+ *   not reject, since the agent carries on either way and the cloud learns the outcome later).
+ */
+import type { ParseResult, UpdatePlan } from "../jobs/plan.ts";
+
+export type FailureStage = "document" | "download" | "verify" | "flash" | "self-test" | "boot";
+
+export interface JobFailure {
+  stage: FailureStage;
+  /** The OtaError code, or "self-test" / "rolled-back". */
+  code: string;
+  reason: string;
+}
+
+export interface JobChannel {
+  start(): Promise<void>;
+  requestNext(): void;
+  onJob(handler: (result: ParseResult) => void): void;
+  /** Routes an MQTT message; true when it was the channel's. */
+  handle(topic: string, payload: Uint8Array): boolean;
+  progress(plan: UpdatePlan, received: number, total: number): Promise<void>;
+  /** The image is verified and selected: the device restarts into it next. */
+  beforeReboot(plan: UpdatePlan, previousVersion: string): Promise<void>;
+  /** The new image runs and tests itself. */
+  selfTestStarted(plan: UpdatePlan): Promise<void>;
+  succeeded(plan: UpdatePlan, version: string): Promise<void>;
+  failed(job: { jobId: string; plan?: UpdatePlan }, failure: JobFailure): Promise<void>;
+  /** A custom job's outcome (AWS: the app's own status), for channels that have custom jobs. */
+  customResult?(jobId: string, succeeded: boolean, reason?: string): Promise<void>;
+}

@@ -1,0 +1,45 @@
+/** The agent's options, in one place, with the defaults a device gets. */
+export interface AgentConfig {
+  /** Cloud identity: the AWS thing name (stream topics are under it). */
+  thing: string;
+  /** Transfer preference when a job allows both. */
+  preferProtocol: "http" | "mqtt";
+  /** MQTT stream block size (256..131072) and blocks per request (at most 128 KB worth). */
+  blockSize: number;
+  blocksPerRequest: number;
+  /** Stream requests in flight. */
+  window: number;
+  /** HTTP bytes per range request; 0 asks for the rest in one request. */
+  httpWindow: number;
+  /** Milliseconds without a byte before an HTTP request is abandoned. */
+  timeout: number;
+  /** Milliseconds a stream request may stay silent before it is asked again. */
+  requestTimeout: number;
+  /** Attempts in a row without progress before a transfer gives up. */
+  retries: number;
+  /** Bytes between progress reports to the cloud. */
+  progressInterval: number;
+  /** Bytes between download progress records in the StateStore (each is an NVS write). */
+  recordInterval: number;
+  /** Milliseconds the app's self-test may take before it counts as failed. */
+  selfTestTimeout: number;
+  /** Development only: accept images without a signature (a warning is logged at every use). */
+  allowUnsigned: boolean;
+  /** PEM CA certificates trusted for https downloads. */
+  ca?: string;
+}
+
+export const DEFAULT_CONFIG: Omit<AgentConfig, "thing"> = {
+  preferProtocol: "mqtt",
+  blockSize: 4096,
+  blocksPerRequest: 32,
+  window: 2,
+  httpWindow: 0,
+  timeout: 30_000,
+  requestTimeout: 10_000,
+  retries: 5,
+  progressInterval: 64 * 1024,
+  recordInterval: 64 * 1024,
+  selfTestTimeout: 60_000,
+  allowUnsigned: false,
+};

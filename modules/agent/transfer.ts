@@ -1,0 +1,237 @@
+/**
+ * One image transfer for the agent: from a plan to bytes in the update slot, by HTTP ranges or
+ * AWS MQTT streams, resuming from what the StateStore and flash hold. The image header (version,
+ * anti-rollback) is checked from its first 288 bytes before they are written. Outcomes come back
+ * as callbacks, which the agent turns into events.
+ */
+import type { Clock } from "../ports/clock.ts";
+import type { Digest, DigestFactory } from "../ports/digest.ts";
+import type { Flash } from "../ports/flash.ts";
+import type { Http } from "../ports/http.ts";
+import type { Mqtt } from "../ports/mqtt.ts";
+import type { StateStore } from "../ports/state-store.ts";
+import type { UpdatePlan } from "../jobs/plan.ts";
+import { OtaError, isOtaError } from "../errors.ts";
+import { IMAGE_PREFIX_SIZE, type AppDescriptor } from "../storage/esp-image.ts";
+import { BlockWriter } from "../storage/block-writer.ts";
+import { downloadRange } from "../transfer/http-download.ts";
+import { ProgressRecorder, resumeImage } from "../transfer/progress.ts";
+import { StreamDownload, fullBitmap, blockCount } from "../transfer/mqtt-stream.ts";
+import { ImageWriter } from "../storage/image-writer.ts";
+
+export const PROGRESS_KEY = "ota.prog";
+export const BITMAP_KEY = "ota.bmap";
+export const ERASED_KEY = "ota.erased";
+
+export interface TransferSettings {
+  blockSize: number;
+  blocksPerRequest: number;
+  window: number;
+  httpWindow: number;
+  timeout: number;
+  requestTimeout: number;
+  retries: number;
+  recordInterval: number;
+  ca?: string;
+  thing: string;
+}
+
+export interface TransferPorts {
+  http: Http;
+  mqtt: Mqtt;
+  clock: Clock;
+  store: StateStore;
+  digests: DigestFactory;
+}
+
+export interface TransferOutcome {
+  sha256: Uint8Array;
+  /** The digest the plan names (MD5 for Zerynth), when it names one. */
+  promised?: Uint8Array;
+}
+
+export interface TransferCallbacks {
+  /** The image header is what this device may install (throws an OtaError otherwise). */
+  checkHeader(prefix: Uint8Array): AppDescriptor;
+  progress(received: number, total: number): void;
+  done(outcome: TransferOutcome): void;
+  failed(error: OtaError): void;
+}
+
+export interface RunningTransfer {
+  cancel(): void;
+  /** Feeds an MQTT message to a stream transfer; true when it was the stream's. */
+  handle(topic: string, payload: Uint8Array): boolean;
+  /**
+   * After "url-refused": go on from exactly the byte reached, with a fresh URL (HTTP only; the
+   * writer and digests are still live, so nothing is re-read from flash).
+   */
+  continueWith?(url: string): void;
+}
+
+function asOtaError(e: unknown): OtaError {
+  return isOtaError(e) ? e : new OtaError("flash-bounds", `transfer failed: ${String(e)}`);
+}
+
+export function startTransfer(plan: UpdatePlan, slot: Flash, ports: TransferPorts, settings: TransferSettings, cb: TransferCallbacks): RunningTransfer {
+  const digests: Digest[] = [ports.digests.create("sha256")];
+  const promised = plan.digest && plan.digest.algorithm !== "sha256" ? ports.digests.create(plan.digest.algorithm) : undefined;
+  if (promised) digests.push(promised);
+  let cancelled = false;
+  const finish = () => cb.done({ sha256: digests[0].finish(), promised: promised?.finish() });
+  if (plan.protocol === "http") {
+    let session: HttpSession | undefined;
+    const run = (url: string | undefined) => {
+      const go = async () => {
+        session ??= new HttpSession(plan, slot, ports, settings, cb, digests, () => cancelled);
+        await session.run(url);
+      };
+      go().then(
+        () => (cancelled ? undefined : finish()),
+        (e: unknown) => (cancelled ? undefined : cb.failed(asOtaError(e))),
+      );
+    };
+    run(plan.url);
+    return { cancel: () => (cancelled = true), handle: () => false, continueWith: (url) => run(url) };
+  }
+  let stream: StreamDownload | undefined;
+  try {
+    stream = streamTransfer(plan, slot, ports, settings, cb, digests);
+  } catch (e) {
+    Promise.resolve().then(() => cb.failed(asOtaError(e)));
+    return { cancel: () => undefined, handle: () => false };
+  }
+  stream.start().then(
+    () => (cancelled ? undefined : finish()),
+    (e: unknown) => (cancelled ? undefined : cb.failed(asOtaError(e))),
+  );
+  return {
+    cancel: () => {
+      cancelled = true;
+      stream?.cancel();
+    },
+    handle: (topic, payload) => stream?.handle(topic, payload) ?? false,
+  };
+}
+
+/** An HTTP download into the slot that can go on with another URL after a refusal. */
+class HttpSession {
+  readonly #recorder: ProgressRecorder;
+  readonly #writer: ImageWriter;
+  /** The image's first bytes, held back until its header has been checked. */
+  #prefix: Uint8Array | undefined;
+
+  constructor(
+    readonly plan: UpdatePlan,
+    readonly slot: Flash,
+    readonly ports: TransferPorts,
+    readonly s: TransferSettings,
+    readonly cb: TransferCallbacks,
+    readonly digests: Digest[],
+    readonly cancelled: () => boolean,
+  ) {
+    this.#recorder = new ProgressRecorder(ports.store, PROGRESS_KEY, s.recordInterval);
+    const recorded = this.#recorder.load(plan.jobId, plan.size);
+    this.#writer = recorded > 0 ? resumeImage(slot, plan.size, recorded, digests) : new ImageWriter(slot, plan.size);
+    // The record must never run ahead of flash: say where the writer really resumes.
+    this.#recorder.record(plan.jobId, plan.size, this.#writer.offset, true);
+    if (this.#writer.offset >= IMAGE_PREFIX_SIZE) cb.checkHeader(new Uint8Array(slot.read(IMAGE_PREFIX_SIZE, 0)));
+    else this.#prefix = new Uint8Array(0);
+  }
+
+  async run(url: string | undefined): Promise<void> {
+    if (!url) throw new OtaError("bad-argument", "HTTP plan without a URL");
+    const { plan, s } = this;
+    const writer = this.#writer;
+    // Held-back header bytes are not in flash yet: fetch from where flash ends.
+    this.#prefix = this.#prefix === undefined ? undefined : new Uint8Array(0);
+    await downloadRange({
+      http: this.ports.http,
+      clock: this.ports.clock,
+      url,
+      size: plan.size,
+      offset: writer.offset,
+      window: s.httpWindow,
+      ca: s.ca,
+      timeout: s.timeout,
+      retries: s.retries,
+      cancelled: this.cancelled,
+      sink: (chunk, at) => this.#sink(chunk, at),
+    });
+    writer.finish();
+    this.#recorder.clear();
+  }
+
+  #sink(chunk: Uint8Array, at: number): void {
+    let bytes = chunk;
+    if (this.#prefix !== undefined) {
+      const joined = new Uint8Array(this.#prefix.length + chunk.length);
+      joined.set(this.#prefix);
+      joined.set(chunk, this.#prefix.length);
+      if (joined.length < IMAGE_PREFIX_SIZE && at + chunk.length < this.plan.size) {
+        this.#prefix = joined;
+        return;
+      }
+      this.cb.checkHeader(joined);
+      bytes = joined;
+      this.#prefix = undefined;
+    }
+    this.#writer.write(bytes);
+    for (const d of this.digests) d.update(bytes);
+    this.#recorder.record(this.plan.jobId, this.plan.size, this.#writer.offset);
+    this.cb.progress(this.#writer.offset, this.plan.size);
+  }
+}
+
+function streamTransfer(plan: UpdatePlan, slot: Flash, ports: TransferPorts, s: TransferSettings, cb: TransferCallbacks, digests: Digest[]): StreamDownload {
+  if (plan.stream === undefined || plan.fileId === undefined) throw new OtaError("bad-argument", "MQTT plan without a stream and file id");
+  const blocks = blockCount(plan.size, s.blockSize);
+  const saved = ports.store.get(BITMAP_KEY);
+  const erasedBytes = ports.store.get(ERASED_KEY);
+  const erasedTo = erasedBytes && erasedBytes.length === 4 ? new DataView(erasedBytes.buffer, erasedBytes.byteOffset).getUint32(0) : 0;
+  const resume = saved && saved.length === fullBitmap(blocks).length ? { bitmap: saved, erasedTo } : undefined;
+  const writer = new BlockWriter(slot, plan.size, resume?.erasedTo ?? 0);
+  let received = resume ? blocks - countSet(resume.bitmap) : 0;
+  const client = new StreamDownload({
+    mqtt: ports.mqtt,
+    clock: ports.clock,
+    thing: s.thing,
+    stream: plan.stream,
+    fileId: plan.fileId,
+    size: plan.size,
+    writer,
+    digests,
+    blockSize: s.blockSize,
+    blocksPerRequest: s.blocksPerRequest,
+    window: s.window,
+    requestTimeout: s.requestTimeout,
+    maxRetries: s.retries,
+    resume,
+    beforeWrite: (index, bytes) => {
+      if (index === 0) cb.checkHeader(bytes.subarray(0, Math.min(bytes.length, IMAGE_PREFIX_SIZE)));
+    },
+    persist: (state) => {
+      received++;
+      // Every 16 blocks: NVS writes wear flash, and a lost record only costs re-asking for blocks.
+      if (received % 16 === 0 || received === blocks) {
+        const e = new Uint8Array(4);
+        new DataView(e.buffer).setUint32(0, state.erasedTo);
+        ports.store.set(ERASED_KEY, e);
+        ports.store.set(BITMAP_KEY, state.bitmap);
+      }
+      cb.progress(Math.min(plan.size, received * s.blockSize), plan.size);
+    },
+  });
+  return client;
+}
+
+function countSet(bitmap: Uint8Array): number {
+  let n = 0;
+  for (const b of bitmap) for (let x = b; x; x &= x - 1) n++;
+  return n;
+}
+
+/** Forgets every transfer record (after success, failure or a new job). */
+export function clearTransferRecords(store: StateStore): void {
+  for (const key of [PROGRESS_KEY, BITMAP_KEY, ERASED_KEY]) store.delete(key);
+}

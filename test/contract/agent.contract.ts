@@ -1,0 +1,311 @@
+/**
+ * The agent's transition table, case by case, on a simulated device with fake cloud and network.
+ * Every case records the transitions it took; the last case checks that together they covered
+ * every row of the table, and that the table has no unreachable state and no dead end.
+ */
+import { suite } from "./harness.ts";
+import { equal, ok, deepEqual } from "./assert.ts";
+import { AGENT_STATES, AGENT_TABLE, JOB_KEY, type AgentState } from "../../modules/agent/agent.ts";
+import { analyse } from "../../modules/agent/machine.ts";
+import { decodeOtadata, OTA_STATES } from "../../modules/storage/otadata.ts";
+import { AgentRig, appImage, httpPlan, settle, sign } from "./agent-fixture.ts";
+import { pattern } from "./pattern.ts";
+
+const covered = new Set<string>();
+const URL_1 = "http://files.test/fw-1.0.1.bin";
+const note = (rig: AgentRig) => {
+  for (const t of [...rig.traces, ...rig.agent.trace]) {
+    const m = /^(\S+) --(\S+)--> /.exec(t);
+    if (m) covered.add(`${m[1]} ${m[2]}`);
+  }
+};
+
+async function downloaded(rig: AgentRig, image = appImage("1.0.1", 6000)): Promise<void> {
+  rig.http.files.set(URL_1, image);
+  await rig.online();
+  rig.channel.offer({ kind: "plan", plan: httpPlan("job-1", URL_1, image) });
+  await settle();
+}
+
+export default suite("update agent", (test) => {
+  test("boots, connects, starts the channel and asks for the next job", async () => {
+    const rig = new AgentRig();
+    await rig.online();
+    equal(rig.agent.state, "idle");
+    equal(rig.channel.nextRequests, 1, "asked once");
+    note(rig);
+  });
+
+  test("no job and refused documents: stays idle, refusals reported with the reason", async () => {
+    const rig = new AgentRig();
+    await rig.online();
+    rig.channel.offer({ kind: "none" });
+    rig.channel.offer({ kind: "invalid", jobId: "bad-1", reason: "afr_ota.files[0].filesize must be a positive integer" });
+    await settle();
+    equal(rig.agent.state, "idle");
+    equal(rig.channel.last("failed")?.detail, "document/document: afr_ota.files[0].filesize must be a positive integer");
+    note(rig);
+  });
+
+  test("custom jobs: unsupported without a handler; the app's handler reports its own outcome", async () => {
+    const rig = new AgentRig();
+    await rig.online();
+    rig.channel.offer({ kind: "custom", jobId: "c-1", document: { op: "reboot" } });
+    await settle();
+    ok(rig.channel.last("failed")?.detail.includes("unsupported"), "failed as unsupported");
+    rig.app = { selfTest: () => true, customJob: async (id) => ({ succeeded: id === "c-2", reason: "did it" }) };
+    rig.boot();
+    await rig.online();
+    rig.channel.offer({ kind: "custom", jobId: "c-2", document: {} });
+    await settle();
+    equal(rig.channel.last("custom")?.detail, "true did it");
+    equal(rig.agent.state, "idle");
+    note(rig);
+  });
+
+  test("a signed HTTP job downloads, verifies, selects the slot, reports and restarts", async () => {
+    const rig = new AgentRig();
+    await downloaded(rig);
+    equal(rig.agent.state, "rebooting");
+    equal(rig.system.restarts, 1, "restarted");
+    equal(rig.device.boot.info().next, "ota_1", "new image selected");
+    equal(rig.channel.last("before-reboot")?.detail, "1.0.0", "previous version for updatedBy");
+    ok(rig.channel.reports.some((r) => r.kind === "progress"), "progress reported");
+    // A host whose restart() returns (the simulator) boots the same agent again.
+    rig.device.restart();
+    rig.agent.dispatch({ type: "boot" });
+    equal(rig.agent.state, "connecting");
+    note(rig);
+  });
+
+  test("after the reboot: self-test passes, image confirmed, security floor raised, SUCCEEDED", async () => {
+    const rig = new AgentRig();
+    await downloaded(rig, (() => appImage("1.0.1", 6000))());
+    await rig.reboot();
+    await settle();
+    equal(rig.channel.last("succeeded")?.detail, "1.0.1");
+    equal(rig.device.boot.info().state, "valid", "confirmed");
+    equal(rig.store.get(JOB_KEY), undefined, "record cleared");
+    equal(rig.agent.state, "idle");
+    note(rig);
+  });
+
+  test("self-test fails: rejected, back on the old image, which reports FAILED with the reason", async () => {
+    const rig = new AgentRig();
+    rig.app = { selfTest: () => false };
+    await downloaded(rig);
+    await rig.reboot();
+    await settle();
+    equal(rig.agent.state, "rebooting", "the new image rejected itself");
+    await rig.reboot();
+    await settle();
+    equal(rig.system.version(), "1.0.0", "old image running");
+    equal(rig.channel.last("failed")?.detail, "self-test/self-test: self-test failed");
+    equal(rig.channel.last("succeeded"), undefined, "the old image never reports success");
+    note(rig);
+  });
+
+  test("self-test that throws or hangs counts as failed", async () => {
+    const rig = new AgentRig();
+    rig.app = { selfTest: () => new Promise<boolean>(() => undefined) };
+    await downloaded(rig);
+    await rig.reboot();
+    rig.clock.fireNext();
+    await settle();
+    equal(rig.agent.state, "rebooting");
+    ok(rig.store.get(JOB_KEY) !== undefined, "rolled-back record kept for the old image");
+    await rig.reboot();
+    ok(rig.channel.last("failed")?.detail.includes("did not finish within 5000 ms"), "timeout reason");
+    const thrower = new AgentRig();
+    thrower.app = { selfTest: () => { throw new Error("sensor missing"); } };
+    await downloaded(thrower);
+    await thrower.reboot();
+    await settle();
+    await thrower.reboot();
+    ok(thrower.channel.last("failed")?.detail.includes("self-test threw: sensor missing"), "thrown reason");
+    note(rig);
+    note(thrower);
+  });
+
+  test("a new image that restarts without confirming is rolled back by the bootloader, then FAILED", async () => {
+    const rig = new AgentRig();
+    await downloaded(rig);
+    rig.device.restart(); // the new image crashes before its agent runs
+    await rig.reboot();
+    await settle();
+    equal(rig.system.version(), "1.0.0");
+    ok(rig.channel.last("failed")?.detail.includes("boot/rolled-back"), "reported as rolled back");
+    note(rig);
+  });
+
+  test("a rebooted image that is not newer than the one before is rejected", async () => {
+    const rig = new AgentRig();
+    const same = appImage("1.0.1", 6000);
+    await downloaded(rig, same);
+    rig.store.set(JOB_KEY, rig.store.get(JOB_KEY)!.slice());
+    const record = JSON.parse(String.fromCharCode(...rig.store.get(JOB_KEY)!)) as { previous: string };
+    record.previous = "1.0.1";
+    rig.store.set(JOB_KEY, Uint8Array.from(JSON.stringify(record), (c) => c.charCodeAt(0)));
+    await rig.reboot();
+    await settle();
+    equal(rig.agent.state, "rebooting");
+    await rig.reboot();
+    ok(rig.channel.last("failed")?.detail.includes("version-rejected"), "reason says version");
+    note(rig);
+  });
+
+  test("a bad signature fails the job at verify and leaves the boot slot alone", async () => {
+    const rig = new AgentRig();
+    const image = appImage("1.0.1", 6000);
+    rig.http.files.set(URL_1, image);
+    await rig.online();
+    const before = rig.device.otadata();
+    rig.channel.offer({ kind: "plan", plan: httpPlan("job-1", URL_1, image, { signature: { base64: sign(appImage("1.0.9", 10)), keyLabel: "signer.crt" } }) });
+    await settle();
+    equal(rig.agent.state, "idle");
+    ok(rig.channel.last("failed")?.detail.startsWith("verify/signature-invalid"), rig.channel.last("failed")?.detail ?? "no report");
+    deepEqual(Array.from(rig.device.otadata().subarray(0, 64)), Array.from(before.subarray(0, 64)), "otadata untouched");
+    note(rig);
+  });
+
+  test("an image that is not newer, or below the security floor, is refused from its header before it is written", async () => {
+    const rig = new AgentRig();
+    const old = appImage("0.9.0", 6000);
+    rig.http.files.set(URL_1, old);
+    await rig.online();
+    rig.channel.offer({ kind: "plan", plan: httpPlan("job-1", URL_1, old) });
+    await settle();
+    ok(rig.channel.last("failed")?.detail.includes("verify/version-rejected"), rig.channel.last("failed")?.detail ?? "");
+    const slot = new Uint8Array(rig.device.partitions.open("ota_1").read(16, 0));
+    ok(slot.every((b) => b === 0xff), "nothing written to the slot");
+    note(rig);
+  });
+
+  test("a job that says it installs the running version is refused before any transfer", async () => {
+    const rig = new AgentRig();
+    await rig.online();
+    rig.channel.offer({ kind: "plan", plan: { ...httpPlan("job-1", URL_1, appImage("1.0.0", 100)), version: "1.0.0" } });
+    await settle();
+    ok(rig.channel.last("failed")?.detail.includes("already running"), "same version");
+    equal(rig.http.requests.length, 0, "nothing fetched");
+    note(rig);
+  });
+
+  test("an expired URL: the job is asked for again and the fresh URL continues from the same offset", async () => {
+    const rig = new AgentRig();
+    const image = appImage("1.0.1", 9000);
+    rig.http.files.set(URL_1, image);
+    rig.http.cutAfter.set(URL_1, 4000);
+    await rig.online();
+    rig.channel.offer({ kind: "plan", plan: httpPlan("job-1", URL_1, image) });
+    await settle();
+    rig.agent.dispatch({ type: "connected" });
+    equal(rig.agent.state, "downloading", "a reconnect during the download keeps it going");
+    rig.http.refuse.add(URL_1);
+    rig.clock.fireNext(); // the retry after the drop meets an expired URL
+    await settle();
+    equal(rig.agent.state, "refreshing");
+    rig.agent.dispatch({ type: "connected" });
+    const fresh = "http://files.test/fw-1.0.1.bin?sig=new";
+    rig.http.files.set(fresh, image);
+    rig.channel.offer({ kind: "plan", plan: httpPlan("job-1", fresh, image) });
+    await settle();
+    ok(rig.http.requests.some((r) => r.startsWith(fresh) && !r.endsWith("bytes=0-")), "continued, not restarted");
+    equal(rig.agent.state, "rebooting");
+    note(rig);
+  });
+
+  test("a transfer that fails for good is reported with its stage and code", async () => {
+    const rig = new AgentRig();
+    await rig.online();
+    rig.channel.offer({ kind: "plan", plan: httpPlan("job-1", "http://files.test/missing.bin", appImage("1.0.1", 100)) });
+    await settle();
+    rig.http.refuse.clear();
+    ok(rig.agent.state === "refreshing" || rig.agent.state === "idle", rig.agent.state);
+    rig.channel.offer({ kind: "plan", plan: httpPlan("job-2", URL_1, new Uint8Array(0x20000)) });
+    await settle();
+    ok(rig.channel.last("failed")?.detail.startsWith("flash/image-too-large"), rig.channel.last("failed")?.detail ?? "");
+    note(rig);
+  });
+
+  test("a new job mid-download replaces the old one; the old slot is never selected", async () => {
+    const rig = new AgentRig();
+    const a = appImage("1.0.1", 9000);
+    const b = appImage("1.0.2", 6000);
+    rig.http.files.set(URL_1, a);
+    rig.http.files.set("http://files.test/b.bin", b);
+    rig.http.cutAfter.set(URL_1, 3000);
+    await rig.online();
+    rig.channel.offer({ kind: "plan", plan: httpPlan("job-1", URL_1, a) });
+    await settle(5);
+    rig.channel.offer({ kind: "plan", plan: httpPlan("job-1", URL_1, a) });
+    equal(rig.agent.state, "downloading", "the same job again changes nothing");
+    rig.channel.offer({ kind: "none" });
+    rig.channel.offer({ kind: "plan", plan: httpPlan("job-2", "http://files.test/b.bin", b) });
+    await settle();
+    equal(rig.agent.state, "rebooting");
+    await rig.reboot();
+    await settle();
+    equal(rig.channel.last("succeeded")?.jobId, "job-2");
+    equal(rig.system.version(), "1.0.2");
+    note(rig);
+  });
+
+  test("a reboot mid-download resumes the same job from the bytes in flash", async () => {
+    const rig = new AgentRig();
+    const image = appImage("1.0.1", 9000);
+    rig.http.files.set(URL_1, image);
+    rig.http.cutAfter.set(URL_1, 5000);
+    await rig.online();
+    rig.channel.offer({ kind: "plan", plan: httpPlan("job-1", URL_1, image) });
+    await settle();
+    rig.http.cutAfter.delete(URL_1);
+    rig.http.requests = [];
+    rig.boot(); // power cut: the agent starts over on the old image
+    await rig.online();
+    rig.channel.offer({ kind: "plan", plan: httpPlan("job-1", URL_1, image) });
+    await settle();
+    ok(rig.http.requests.length > 0 && !rig.http.requests[0].endsWith("bytes=0-"), `resumed: ${rig.http.requests[0]}`);
+    equal(rig.agent.state, "rebooting");
+    note(rig);
+  });
+
+  test("an MQTT stream job downloads through the agent", async () => {
+    const image = appImage("1.0.1", 7000);
+    const rig = new AgentRig(image);
+    await rig.online();
+    rig.channel.offer({ kind: "plan", plan: { jobId: "job-s", format: "aws-ota", protocol: "mqtt", stream: "AFR_OTA-1", fileId: 0, size: image.length, signature: { base64: sign(image), keyLabel: "signer.crt" } } });
+    await settle(60);
+    equal(rig.agent.state, "rebooting");
+    ok(rig.broker.requests.length > 0, "streamed");
+    note(rig);
+  });
+
+  test("a reconnect in any state restarts the channel", async () => {
+    const rig = new AgentRig();
+    await rig.online();
+    const starts = rig.channel.starts;
+    rig.agent.dispatch({ type: "connected" });
+    await settle();
+    ok(rig.channel.starts > starts, "started again");
+    rig.app = { selfTest: () => new Promise<boolean>(() => undefined) };
+    await downloaded(rig);
+    await rig.reboot();
+    rig.agent.dispatch({ type: "connected" });
+    await settle();
+    equal(rig.agent.state, "self-testing");
+    note(rig);
+    const big = pattern(1, 1);
+    ok(big.length === 1);
+  });
+
+  test("the table has no unreachable state and no dead end, and the cases above took every row", () => {
+    const { unreachable, deadEnds } = analyse(AGENT_TABLE, "booting", AGENT_STATES as AgentState[]);
+    deepEqual(unreachable, [], "unreachable states");
+    deepEqual(deadEnds, [], "states without a way out");
+    const missing = AGENT_TABLE.map((t) => `${t.state} ${t.event}`).filter((k) => !covered.has(k));
+    deepEqual(missing, [], "rows no case took");
+  });
+});
+
+export { OTA_STATES, decodeOtadata };
