@@ -6,6 +6,7 @@ import { partitionsCommand } from "./partitions.ts";
 import { otadataCommand } from "./otadata.ts";
 import { keygenCommand, signCommand, verifyCommand } from "./signing.ts";
 import { fetchCommand } from "./fetch.ts";
+import { jobCommand } from "./job.ts";
 
 export interface Io {
   out(line: string): void;
@@ -23,6 +24,7 @@ const commands: Record<string, { run: Command; usage: string }> = {
   keygen: { run: keygenCommand, usage: "keygen --out DIR" },
   sign: { run: signCommand, usage: "sign --key KEY.pem FILE" },
   verify: { run: verifyCommand, usage: "verify --key PUB_OR_CERT.pem --sig BASE64 FILE" },
+  job: { run: jobCommand, usage: "job parse [--format aws|enos] [FILE|-]" },
   fetch: { run: fetchCommand, usage: "fetch URL --out FILE [--size N] [--sha256 HEX] [--window BYTES] [--ca PEM] [--timeout MS]" },
 };
 
