@@ -203,7 +203,7 @@ export class Agent {
       return this.#askNext();
     }
     if (r?.phase === "confirmed") {
-      this.#channel.succeeded(r.plan, this.#ports.system.version());
+      this.#channel.succeeded(r.plan, this.#ports.system.version(), r.previous);
       this.#forget();
       return this.#askNext();
     }
@@ -214,7 +214,7 @@ export class Agent {
       } catch (e) {
         return this.#rollBack({ stage: "boot", code: "version-rejected", reason: `after the reboot: ${(e as Error).message}` });
       }
-      this.#channel.selfTestStarted(r.plan);
+      this.#channel.selfTestStarted(r.plan, r.previous);
       this.#runSelfTest();
       return "self-testing";
     }
@@ -334,7 +334,7 @@ export class Agent {
     if (r.secureVersion !== undefined) this.#floor.raise(r.secureVersion);
     r.phase = "confirmed";
     this.#saveRecord();
-    this.#channel.succeeded(r.plan, this.#ports.system.version());
+    this.#channel.succeeded(r.plan, this.#ports.system.version(), r.previous);
     this.#forget();
     return this.#askNext();
   }

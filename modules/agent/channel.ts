@@ -29,9 +29,9 @@ export interface JobChannel {
   progress(plan: UpdatePlan, received: number, total: number): Promise<void>;
   /** The image is verified and selected: the device restarts into it next. */
   beforeReboot(plan: UpdatePlan, previousVersion: string): Promise<void>;
-  /** The new image runs and tests itself. */
-  selfTestStarted(plan: UpdatePlan): Promise<void>;
-  succeeded(plan: UpdatePlan, version: string): Promise<void>;
+  /** The new image runs and tests itself; `previous` is the version that installed it. */
+  selfTestStarted(plan: UpdatePlan, previous: string): Promise<void>;
+  succeeded(plan: UpdatePlan, version: string, previous: string): Promise<void>;
   failed(job: { jobId: string; plan?: UpdatePlan }, failure: JobFailure): Promise<void>;
   /** A custom job's outcome (AWS: the app's own status), for channels that have custom jobs. */
   customResult?(jobId: string, succeeded: boolean, reason?: string): Promise<void>;

@@ -107,10 +107,10 @@ export class FakeChannel implements JobChannel {
   async beforeReboot(plan: UpdatePlan, previous: string): Promise<void> {
     this.reports.push({ kind: "before-reboot", jobId: plan.jobId, detail: previous });
   }
-  async selfTestStarted(plan: UpdatePlan): Promise<void> {
+  async selfTestStarted(plan: UpdatePlan, _previous: string): Promise<void> {
     this.reports.push({ kind: "self-test", jobId: plan.jobId, detail: "" });
   }
-  async succeeded(plan: UpdatePlan, version: string): Promise<void> {
+  async succeeded(plan: UpdatePlan, version: string, _previous: string): Promise<void> {
     this.reports.push({ kind: "succeeded", jobId: plan.jobId, detail: version });
   }
   async failed(job: { jobId: string }, failure: JobFailure): Promise<void> {

@@ -1,0 +1,93 @@
+/**
+ * EnOS OTA as the agent's job channel: upgrade pushes answered on `_reply`, progress as steps
+ * 0..100 and the failure codes (-1 upgrade, -2 download, -3 verification, -4 flash write), and
+ * success as an inform of the new version. EnOS has no "next job" query: `requestNext` informs
+ * the running version, which is what makes the cloud push an upgrade.
+ */
+import type { Clock } from "../ports/clock.ts";
+import type { Mqtt } from "../ports/mqtt.ts";
+import type { ParseResult, UpdatePlan } from "../jobs/plan.ts";
+import { EnosOtaClient, ENOS_STEP, ENOS_SUCCESS } from "../jobs/enos.ts";
+import { parseEnosUpgrade } from "../jobs/enos-documents.ts";
+import type { FailureStage, JobChannel, JobFailure } from "./channel.ts";
+
+export interface EnosChannelOptions {
+  mqtt: Mqtt;
+  clock: Clock;
+  productKey: string;
+  deviceKey: string;
+  maxSize: number;
+  allowUnsigned: boolean;
+  /** Base URL for a relative fileUrl (the EnOS file service). */
+  fileBase?: string;
+  /** The running version, informed at start and when asked for jobs. */
+  version(): string;
+  log?(message: string): void;
+}
+
+const STEP_FOR: Record<FailureStage, number> = {
+  document: ENOS_STEP.upgradeFailed,
+  download: ENOS_STEP.downloadFailed,
+  verify: ENOS_STEP.verificationFailed,
+  flash: ENOS_STEP.flashFailed,
+  "self-test": ENOS_STEP.upgradeFailed,
+  boot: ENOS_STEP.upgradeFailed,
+};
+
+export class EnosJobChannel implements JobChannel {
+  readonly client: EnosOtaClient;
+  readonly #o: EnosChannelOptions;
+
+  constructor(o: EnosChannelOptions) {
+    this.#o = o;
+    this.client = new EnosOtaClient({ mqtt: o.mqtt, clock: o.clock, productKey: o.productKey, deviceKey: o.deviceKey });
+  }
+
+  start(): Promise<void> {
+    return this.client.start();
+  }
+
+  requestNext(): void {
+    this.#quietly("inform", this.client.inform(this.#o.version()));
+  }
+
+  onJob(handler: (result: ParseResult) => void): void {
+    this.client.onUpgrade((payload, id) => {
+      const result = parseEnosUpgrade(payload, { fileBase: this.#o.fileBase, maxSize: this.#o.maxSize, allowUnsigned: this.#o.allowUnsigned });
+      const accepted = result.kind === "plan";
+      this.#quietly("reply", this.client.reply(id, accepted ? ENOS_SUCCESS : 400, accepted ? undefined : result.kind === "invalid" ? result.reason : "not an upgrade"));
+      handler(result);
+    });
+  }
+
+  handle(topic: string, payload: Uint8Array): boolean {
+    return this.client.handle(topic, payload);
+  }
+
+  progress(_plan: UpdatePlan, received: number, total: number): Promise<void> {
+    return this.#quietly("progress", this.client.progress(Math.min(99, Math.floor((received * 100) / total)), "downloading"));
+  }
+
+  beforeReboot(): Promise<void> {
+    return this.#quietly("progress", this.client.progress(100, "verified; restarting into the new firmware"));
+  }
+
+  selfTestStarted(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  succeeded(_plan: UpdatePlan, version: string): Promise<void> {
+    return this.#quietly("inform", this.client.inform(version));
+  }
+
+  failed(_job: { jobId: string }, failure: JobFailure): Promise<void> {
+    return this.#quietly("progress", this.client.progress(STEP_FOR[failure.stage], `${failure.code}: ${failure.reason}`.slice(0, 256)));
+  }
+
+  #quietly(what: string, p: Promise<unknown>): Promise<void> {
+    return p.then(
+      () => undefined,
+      (e: unknown) => this.#o.log?.(`EnOS ${what}: ${String(e)}`),
+    );
+  }
+}
