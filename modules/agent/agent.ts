@@ -129,6 +129,7 @@ export class Agent {
   #transferId = 0;
   #reported = 0;
   #selfTestTimer: TimerId | undefined;
+  #stopped = false;
   /** Every transition and every ignored event, for logs and tests. */
   readonly trace: string[] = [];
 
@@ -157,11 +158,24 @@ export class Agent {
   }
 
   dispatch(event: AgentEvent): void {
+    if (this.#stopped) return;
     this.machine.dispatch(event);
+  }
+
+  /**
+   * Stops for good: the transfer is abandoned and every later event ignored, with no records
+   * touched, as when the device loses power. A host calls it before it drops the agent.
+   */
+  stop(): void {
+    this.#stopped = true;
+    this.#transfer?.cancel();
+    this.#transfer = undefined;
+    if (this.#selfTestTimer !== undefined) this.#ports.clock.clearTimer(this.#selfTestTimer);
   }
 
   /** Routes an MQTT message to the job channel or the stream transfer. */
   handleMessage(topic: string, payload: Uint8Array): void {
+    if (this.#stopped) return;
     if (this.#channel.handle(topic, payload)) return;
     this.#transfer?.handle(topic, payload);
   }

@@ -2,13 +2,14 @@
  * EnOS OTA as the agent's job channel: upgrade pushes answered on `_reply`, progress as steps
  * 0..100 and the failure codes (-1 upgrade, -2 download, -3 verification, -4 flash write), and
  * success as an inform of the new version. EnOS has no "next job" query: `requestNext` informs
- * the running version, which is what makes the cloud push an upgrade.
+ * the running version (which makes the cloud push an upgrade) and asks getversion.
  */
 import type { Clock } from "../ports/clock.ts";
 import type { Mqtt } from "../ports/mqtt.ts";
 import type { ParseResult, UpdatePlan } from "../jobs/plan.ts";
 import { EnosOtaClient, ENOS_STEP, ENOS_SUCCESS } from "../jobs/enos.ts";
 import { parseEnosUpgrade } from "../jobs/enos-documents.ts";
+import { compareVersions, parseVersion, type Version } from "../verify/version.ts";
 import type { FailureStage, JobChannel, JobFailure } from "./channel.ts";
 
 export interface EnosChannelOptions {
@@ -37,6 +38,8 @@ const STEP_FOR: Record<FailureStage, number> = {
 export class EnosJobChannel implements JobChannel {
   readonly client: EnosOtaClient;
   readonly #o: EnosChannelOptions;
+  #handler: ((result: ParseResult) => void) | undefined;
+  #offers = 0;
 
   constructor(o: EnosChannelOptions) {
     this.#o = o;
@@ -47,11 +50,38 @@ export class EnosJobChannel implements JobChannel {
     return this.client.start();
   }
 
+  /**
+   * Informs the running version (what makes the cloud push an upgrade) and asks getversion for
+   * the versions on offer: the newest one above the running version is taken as an upgrade.
+   */
   requestNext(): void {
     this.#quietly("inform", this.client.inform(this.#o.version()));
+    this.client.getVersions().then(
+      (list) => this.#offerNewest(list),
+      (e: unknown) => this.#o.log?.(`EnOS getversion: ${String(e)}`),
+    );
+  }
+
+  #offerNewest(list: unknown[]): void {
+    const running = parseVersion(this.#o.version());
+    let best: { entry: Record<string, unknown>; version: Version } | undefined;
+    for (const entry of list) {
+      if (typeof entry !== "object" || entry === null || typeof (entry as Record<string, unknown>)["version"] !== "string") continue;
+      let version: Version;
+      try {
+        version = parseVersion((entry as Record<string, string>)["version"]);
+      } catch {
+        continue;
+      }
+      if (compareVersions(version, running) > 0 && (!best || compareVersions(version, best.version) > 0)) best = { entry: entry as Record<string, unknown>, version };
+    }
+    if (!best || !this.#handler) return;
+    const envelope = JSON.stringify({ id: `getversion-${++this.#offers}`, version: "1.0", method: "ota.device.upgrade", params: best.entry });
+    this.#handler(parseEnosUpgrade(envelope, { fileBase: this.#o.fileBase, maxSize: this.#o.maxSize, allowUnsigned: this.#o.allowUnsigned }));
   }
 
   onJob(handler: (result: ParseResult) => void): void {
+    this.#handler = handler;
     this.client.onUpgrade((payload, id) => {
       const result = parseEnosUpgrade(payload, { fileBase: this.#o.fileBase, maxSize: this.#o.maxSize, allowUnsigned: this.#o.allowUnsigned });
       const accepted = result.kind === "plan";

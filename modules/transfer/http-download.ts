@@ -179,6 +179,8 @@ async function receive(o: DownloadOptions, response: HttpResponse, expected: Exp
     for (;;) {
       if (o.cancelled?.()) throw new OtaError("cancelled", `download abandoned at ${at.offset} bytes`);
       const chunk = await response.read();
+      // A chunk that was on its way when the download was abandoned must not reach the sink.
+      if (o.cancelled?.()) throw new OtaError("cancelled", `download abandoned at ${at.offset} bytes`);
       if (chunk === undefined) break;
       if (at.offset + chunk.length > end) {
         throw new OtaError("http-protocol", `body longer than promised: more than ${expected.end - expected.start} bytes for ${expected.start}-${expected.end - 1}`);

@@ -1,0 +1,238 @@
+/**
+ * Whole updates on simulated devices (test/support/sim-device.ts) against a real MQTT broker
+ * (aedes) with AWS IoT Jobs and EnOS responders, AWS MQTT streams, and an HTTP file server.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createHash } from "node:crypto";
+import { createServer, type Server } from "node:http";
+import { startBroker, type TestBroker } from "./support/broker.ts";
+import { AwsJobsResponder } from "./support/aws-jobs-responder.ts";
+import { EnosResponder } from "./support/enos-responder.ts";
+import { AwsStreamService } from "../cloud/aws-streams.ts";
+import { SimDevice, until } from "./support/sim-device.ts";
+import { appImage, sign, signerPem } from "./contract/agent-fixture.ts";
+
+const files = new Map<string, Uint8Array>();
+/** Bytes per 10 ms for paths that start with /slow/, so a download can be caught midway. */
+const SLOW = 2048;
+let served = new Map<string, number>();
+let ranges: string[] = [];
+let server: Server;
+let origin: string;
+let broker: TestBroker;
+let jobs: AwsJobsResponder;
+let streams: AwsStreamService;
+let enos: EnosResponder;
+
+function startFiles(): Promise<void> {
+  server = createServer((req, res) => {
+    const path = (req.url ?? "/").split("?")[0];
+    const body = files.get(path.replace(/^\/slow/, ""));
+    if (!body) return void res.writeHead(404).end();
+    ranges.push(`${path} ${req.headers.range ?? ""}`);
+    const m = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? "");
+    const start = m ? Number(m[1]) : 0;
+    const end = m && m[2] ? Number(m[2]) : body.length - 1;
+    const slice = body.subarray(start, end + 1);
+    res.writeHead(m ? 206 : 200, { "content-length": slice.length, ...(m ? { "content-range": `bytes ${start}-${end}/${body.length}` } : {}) });
+    if (!path.startsWith("/slow/")) return void res.end(slice);
+    let at = 0;
+    const tick = setInterval(() => {
+      if (res.destroyed) return clearInterval(tick);
+      const n = Math.min(SLOW, slice.length - at);
+      res.write(slice.subarray(at, at + n));
+      at += n;
+      served.set(path, (served.get(path) ?? 0) + n);
+      if (at >= slice.length) (clearInterval(tick), res.end());
+    }, 10);
+  });
+  return new Promise((resolve) => server.listen(0, "127.0.0.1", () => {
+    const a = server.address();
+    origin = typeof a === "object" && a ? `http://127.0.0.1:${a.port}` : "";
+    resolve();
+  }));
+}
+
+beforeAll(async () => {
+  broker = await startBroker();
+  jobs = new AwsJobsResponder(broker.aedes);
+  await jobs.start();
+  streams = new AwsStreamService(broker.aedes);
+  await streams.start();
+  enos = new EnosResponder(broker.aedes);
+  await enos.start();
+  await startFiles();
+});
+afterAll(async () => {
+  await jobs?.stop();
+  await streams?.stop();
+  await enos?.stop();
+  await broker?.close();
+  await new Promise((r) => server?.close(r));
+});
+
+const v101 = appImage("1.0.1", 30_000);
+const v102 = appImage("1.0.2", 40_000);
+const v100 = appImage("1.0.0", 20_000);
+files.set("/fw-1.0.1.bin", v101);
+files.set("/fw-1.0.2.bin", v102);
+files.set("/fw-1.0.0.bin", v100);
+
+type FileEntry = Record<string, unknown>;
+function afr(protocols: string[], file: FileEntry, extra: Record<string, unknown> = {}) {
+  return { afr_ota: { protocols, files: [{ filepath: "/fw", fileid: 0, certfile: "signer.crt", auth_scheme: "aws.s3.presigned", ...file }], ...extra } };
+}
+const httpDoc = (path: string, image: Uint8Array, file: FileEntry = {}) =>
+  afr(["HTTP"], { filesize: image.length, update_data_url: `${origin}${path}`, "sig-sha256-ecdsa": sign(image), ...file });
+
+const devices: SimDevice[] = [];
+function device(thing: string, extra: Partial<ConstructorParameters<typeof SimDevice>[0]> = {}): SimDevice {
+  const d = new SimDevice({ thing, brokerUrl: broker.url, keys: { "signer.crt": signerPem() }, ...extra });
+  devices.push(d);
+  return d;
+}
+afterAll(async () => {
+  for (const d of devices) await d.powerCut();
+});
+
+const status = (thing: string, jobId: string) => jobs.execution(thing, jobId)?.status;
+const reason = (thing: string, jobId: string) => jobs.execution(thing, jobId)?.statusDetails?.["reason"] ?? "";
+
+describe("AWS IoT Jobs, end to end", () => {
+  it("an HTTP update: download, verify, reboot, self-test, SUCCEEDED in AWS's vocabulary", async () => {
+    const d = device("e2e-http");
+    await jobs.addJob("e2e-http", "job-http", httpDoc("/fw-1.0.1.bin", v101));
+    await d.start();
+    await until(() => status("e2e-http", "job-http") === "SUCCEEDED", 15_000, "SUCCEEDED");
+    await d.settled();
+    expect(d.version).toBe("1.0.1");
+    expect(d.device.boot.info().state).toBe("valid");
+    expect(jobs.execution("e2e-http", "job-http")?.statusDetails).toEqual({ reason: "accepted v1.0.1", updatedBy: "v1.0.0" });
+    const sent = jobs.updates.filter((u) => u.thing === "e2e-http").map((u) => u.payload);
+    expect(sent.some((p) => p.includes('"self_test":"ready"') && p.includes('"updatedBy":"0x01000000"'))).toBe(true);
+    expect(sent.some((p) => p.includes('"self_test":"active"'))).toBe(true);
+    expect(sent.some((p) => p.includes('"receive"'))).toBe(true);
+  });
+
+  it("an MQTT stream update", async () => {
+    streams.addStream("e2e-mqtt", "AFR_OTA-1", [{ fileId: 0, data: v101 }]);
+    const d = device("e2e-mqtt");
+    await jobs.addJob("e2e-mqtt", "job-mqtt", afr(["MQTT"], { filesize: v101.length, "sig-sha256-ecdsa": sign(v101) }, { streamname: "AFR_OTA-1" }));
+    await d.start();
+    await until(() => status("e2e-mqtt", "job-mqtt") === "SUCCEEDED", 15_000, "SUCCEEDED");
+    await d.settled();
+    expect(d.version).toBe("1.0.1");
+  });
+
+  it("a self-test that fails: the image rolls back and the old firmware reports FAILED with the reason", async () => {
+    const d = device("e2e-selftest", { selfTest: (version) => version !== "1.0.2" });
+    await jobs.addJob("e2e-selftest", "job-bad", httpDoc("/fw-1.0.2.bin", v102));
+    await d.start();
+    await until(() => status("e2e-selftest", "job-bad") === "FAILED", 15_000, "FAILED");
+    await d.settled();
+    expect(d.version).toBe("1.0.0");
+    expect(reason("e2e-selftest", "job-bad")).toMatch(/self-test/);
+    expect(jobs.updates.filter((u) => u.thing === "e2e-selftest").some((u) => u.payload.includes("SUCCEEDED"))).toBe(false);
+  });
+
+  it("a power cut mid-download, then the same job resumes from the bytes in flash", async () => {
+    const d = device("e2e-cut");
+    await jobs.addJob("e2e-cut", "job-cut", httpDoc("/slow/fw-1.0.1.bin", v101));
+    served = new Map();
+    ranges = [];
+    await d.start();
+    await until(() => (served.get("/slow/fw-1.0.1.bin") ?? 0) >= 12_000, 10_000, "some bytes");
+    await d.powerCut();
+    await d.reboot();
+    await until(() => status("e2e-cut", "job-cut") === "SUCCEEDED", 20_000, "SUCCEEDED");
+    await d.settled();
+    expect(d.version).toBe("1.0.1");
+    const slow = ranges.filter((r) => r.startsWith("/slow/"));
+    expect(slow[0]).toBe("/slow/fw-1.0.1.bin bytes=0-");
+    expect(slow.slice(1).some((r) => /bytes=[1-9]\d*-/.test(r)), slow.join("; ")).toBe(true);
+  });
+
+  it("a new job mid-download replaces the old one, which is never selected", async () => {
+    const d = device("e2e-switch");
+    await jobs.addJob("e2e-switch", "job-old", httpDoc("/slow/fw-1.0.2.bin", v102));
+    served = new Map();
+    await d.start();
+    await until(() => (served.get("/slow/fw-1.0.2.bin") ?? 0) >= 8_000, 10_000, "some bytes");
+    await jobs.cancelJob("e2e-switch", "job-old");
+    await jobs.addJob("e2e-switch", "job-new", httpDoc("/fw-1.0.1.bin", v101));
+    await until(() => status("e2e-switch", "job-new") === "SUCCEEDED", 15_000, "SUCCEEDED");
+    await d.settled();
+    expect(d.version).toBe("1.0.1");
+    expect(status("e2e-switch", "job-old")).toBe("CANCELED");
+  });
+
+  it("bad jobs each end FAILED with their reason; the firmware stays; the next good job succeeds", async () => {
+    const thing = "e2e-bad";
+    const d = device(thing);
+    const good = { filesize: v101.length, update_data_url: `${origin}/fw-1.0.1.bin`, "sig-sha256-ecdsa": sign(v101) };
+    const bad: [string, unknown, RegExp][] = [
+      ["missing-size", afr(["HTTP"], { update_data_url: good.update_data_url, "sig-sha256-ecdsa": good["sig-sha256-ecdsa"] }), /filesize/],
+      ["huge-size", afr(["HTTP"], { ...good, filesize: 2 ** 40 }), /filesize/],
+      ["nan-size", afr(["HTTP"], { ...good, filesize: "NaN" }), /filesize/],
+      ["bad-base64", afr(["HTTP"], { ...good, "sig-sha256-ecdsa": "!!!not base64" }), /sig-sha256-ecdsa|base64/],
+      ["unknown-protocol", afr(["FTP"], good), /protocol/],
+      ["too-large", afr(["HTTP"], { ...good, filesize: 0x20000 }), /filesize|slot|larger|size/],
+      ["unsigned", afr(["HTTP"], { filesize: good.filesize, update_data_url: good.update_data_url }), /sign/i],
+      ["ftp-url", afr(["HTTP"], { ...good, update_data_url: "ftp://files.test/fw.bin" }), /http|URL/],
+      ["same-version", httpDoc("/fw-1.0.0.bin", v100), /already running/],
+      ["wrong-signature", afr(["HTTP"], { ...good, "sig-sha256-ecdsa": sign(v102) }), /signature/],
+    ];
+    for (const [id, doc] of bad) await jobs.addJob(thing, id, doc);
+    const before = Buffer.from(d.device.otadata());
+    await d.start();
+    for (const [id, , why] of bad) {
+      await until(() => status(thing, id) === "FAILED", 15_000, `${id} FAILED`);
+      expect(reason(thing, id), id).toMatch(why);
+    }
+    expect(d.version).toBe("1.0.0");
+    expect(Buffer.from(d.device.otadata()).equals(before)).toBe(true);
+    await jobs.addJob(thing, "good-after", httpDoc("/fw-1.0.1.bin", v101));
+    await until(() => status(thing, "good-after") === "SUCCEEDED", 15_000, "the good job");
+    await d.settled();
+    expect(d.version).toBe("1.0.1");
+  });
+});
+
+describe("EnOS OTA, end to end", () => {
+  const md5 = (b: Uint8Array) => createHash("md5").update(b).digest("hex");
+
+  it("an upgrade push: reply 200, progress, reboot, inform of the new version", async () => {
+    const d = device("enos-1", { cloud: { kind: "enos", productKey: "pk1", deviceKey: "dk1", fileBase: origin }, config: { allowUnsigned: true } });
+    await d.start();
+    await until(() => enos.informs.some((i) => i.deviceKey === "dk1" && i.version === "1.0.0"), 5000, "inform 1.0.0");
+    const reply = await enos.pushUpgrade("pk1", "dk1", { version: "1.0.1", sign: md5(v101), signMethod: "md5", fileUrl: "/fw-1.0.1.bin", fileSize: v101.length });
+    expect(reply.code).toBe(200);
+    await until(() => enos.informs.some((i) => i.deviceKey === "dk1" && i.version === "1.0.1"), 15_000, "inform 1.0.1");
+    await d.settled();
+    expect(d.version).toBe("1.0.1");
+    expect(enos.progress.some((p) => p.deviceKey === "dk1" && String(p.step) === "100")).toBe(true);
+  });
+
+  it("asks getversion for available versions and installs the newest one above its own", async () => {
+    enos.setVersions("pk1", "dk3", [
+      { version: "0.9.0", sign: md5(v100), signMethod: "md5", fileUrl: "/fw-1.0.0.bin", fileSize: v100.length },
+      { version: "1.0.2", sign: md5(v102), signMethod: "md5", fileUrl: "/fw-1.0.2.bin", fileSize: v102.length },
+      { version: "1.0.1", sign: md5(v101), signMethod: "md5", fileUrl: "/fw-1.0.1.bin", fileSize: v101.length },
+    ]);
+    const d = device("enos-3", { cloud: { kind: "enos", productKey: "pk1", deviceKey: "dk3", fileBase: origin }, config: { allowUnsigned: true } });
+    await d.start();
+    await until(() => enos.informs.some((i) => i.deviceKey === "dk3" && i.version === "1.0.2"), 15_000, "inform 1.0.2");
+    await d.settled();
+    expect(d.version).toBe("1.0.2");
+    expect(enos.getVersionRequests.some((r) => r.deviceKey === "dk3")).toBe(true);
+  });
+
+  it("a wrong sign is a verification failure (-3); the firmware stays", async () => {
+    const d = device("enos-2", { cloud: { kind: "enos", productKey: "pk1", deviceKey: "dk2", fileBase: origin }, config: { allowUnsigned: true } });
+    await d.start();
+    await until(() => enos.informs.some((i) => i.deviceKey === "dk2"), 5000, "inform");
+    await enos.pushUpgrade("pk1", "dk2", { version: "1.0.1", sign: md5(v102), signMethod: "md5", fileUrl: "/fw-1.0.1.bin", fileSize: v101.length });
+    await until(() => enos.progress.some((p) => p.deviceKey === "dk2" && String(p.step) === "-3"), 15_000, "step -3");
+    expect(d.version).toBe("1.0.0");
+  });
+});
