@@ -173,6 +173,7 @@ describe("AWS IoT Jobs, end to end", () => {
     const bad: [string, unknown, RegExp][] = [
       ["missing-size", afr(["HTTP"], { update_data_url: good.update_data_url, "sig-sha256-ecdsa": good["sig-sha256-ecdsa"] }), /filesize/],
       ["huge-size", afr(["HTTP"], { ...good, filesize: 2 ** 40 }), /filesize/],
+      ["negative-size", afr(["HTTP"], { ...good, filesize: -5 }), /filesize/],
       ["nan-size", afr(["HTTP"], { ...good, filesize: "NaN" }), /filesize/],
       ["bad-base64", afr(["HTTP"], { ...good, "sig-sha256-ecdsa": "!!!not base64" }), /sig-sha256-ecdsa|base64/],
       ["unknown-protocol", afr(["FTP"], good), /protocol/],
