@@ -390,7 +390,7 @@ export class Agent {
       plan,
       this.#ports.partitions.open(r.slot),
       this.#ports,
-      { ...this.config, thing: this.config.thing },
+      this.config,
       {
         checkHeader: (prefix) => checkCandidateImage(prefix, { runningVersion: running, floor: this.#floor }),
         progress: (received, total) => this.dispatch({ type: "progress", transfer: id, received, total }),

@@ -11,6 +11,7 @@ import type { Http } from "../ports/http.ts";
 import type { Mqtt } from "../ports/mqtt.ts";
 import type { StateStore } from "../ports/state-store.ts";
 import type { UpdatePlan } from "../jobs/plan.ts";
+import type { AgentConfig } from "./config.ts";
 import { OtaError, isOtaError } from "../errors.ts";
 import { IMAGE_PREFIX_SIZE, type AppDescriptor } from "../storage/esp-image.ts";
 import { BlockWriter } from "../storage/block-writer.ts";
@@ -23,18 +24,10 @@ export const PROGRESS_KEY = "ota.prog";
 export const BITMAP_KEY = "ota.bmap";
 export const ERASED_KEY = "ota.erased";
 
-export interface TransferSettings {
-  blockSize: number;
-  blocksPerRequest: number;
-  window: number;
-  httpWindow: number;
-  timeout: number;
-  requestTimeout: number;
-  retries: number;
-  recordInterval: number;
-  ca?: string;
-  thing: string;
-}
+export type TransferSettings = Pick<
+  AgentConfig,
+  "thing" | "blockSize" | "blocksPerRequest" | "window" | "httpWindow" | "timeout" | "requestTimeout" | "retries" | "recordInterval" | "ca"
+>;
 
 export interface TransferPorts {
   http: Http;

@@ -71,6 +71,7 @@ import { OtaError } from "../errors.ts";
 import { utf8Decode, utf8Length } from "../codec/utf8.ts";
 import type { Clock, TimerId } from "../ports/clock.ts";
 import type { Mqtt, QoS } from "../ports/mqtt.ts";
+import { requestSettings } from "./client-options.ts";
 
 export type JobStatus = "QUEUED" | "IN_PROGRESS" | "SUCCEEDED" | "FAILED" | "REJECTED" | "TIMED_OUT" | "REMOVED" | "CANCELED";
 
@@ -657,12 +658,9 @@ export class AwsJobsClient {
     this.thing = options.thing;
     this.#mqtt = options.mqtt;
     this.#clock = options.clock;
-    const timeout = options.timeoutMs ?? 10_000;
-    if (!Number.isFinite(timeout) || timeout <= 0) throw new OtaError("bad-argument", "timeoutMs must be a positive number");
-    this.#timeoutMs = timeout;
-    const qos = options.qos ?? 1;
-    if (qos !== 0 && qos !== 1) throw new OtaError("bad-argument", "qos must be 0 or 1");
-    this.#qos = qos;
+    const settings = requestSettings(options);
+    this.#timeoutMs = settings.timeoutMs;
+    this.#qos = settings.qos;
     const prefix = options.tokenPrefix ?? `xs-ota-${Math.floor(Math.random() * 0x7fffffff).toString(36)}-`;
     if (typeof prefix !== "string" || utf8Length(prefix) > 40) throw new OtaError("bad-argument", "tokenPrefix must be a string of at most 40 bytes");
     this.#prefix = prefix;

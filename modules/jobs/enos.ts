@@ -51,6 +51,7 @@ import { OtaError } from "../errors.ts";
 import { utf8Decode } from "../codec/utf8.ts";
 import type { Clock, TimerId } from "../ports/clock.ts";
 import type { Mqtt, QoS } from "../ports/mqtt.ts";
+import { requestSettings } from "./client-options.ts";
 
 export type EnosId = string | number;
 
@@ -312,12 +313,9 @@ export class EnosOtaClient {
     this.deviceKey = options.deviceKey;
     this.#mqtt = options.mqtt;
     this.#clock = options.clock;
-    const timeout = options.timeoutMs ?? 10_000;
-    if (!Number.isFinite(timeout) || timeout <= 0) throw new OtaError("bad-argument", "timeoutMs must be a positive number");
-    this.#timeoutMs = timeout;
-    const qos = options.qos ?? 1;
-    if (qos !== 0 && qos !== 1) throw new OtaError("bad-argument", "qos must be 0 or 1");
-    this.#qos = qos;
+    const settings = requestSettings(options);
+    this.#timeoutMs = settings.timeoutMs;
+    this.#qos = settings.qos;
     this.#methods = { ...ENOS_METHODS, ...options.methods };
     for (const m of Object.values(this.#methods)) checkMethod(m);
     this.#nextId = 1 + Math.floor(Math.random() * 1_000_000_000);
