@@ -7,6 +7,7 @@ import { otadataCommand } from "./otadata.ts";
 import { keygenCommand, signCommand, verifyCommand } from "./signing.ts";
 import { fetchCommand } from "./fetch.ts";
 import { jobCommand } from "./job.ts";
+import { imageCommand } from "./image.ts";
 
 export interface Io {
   out(line: string): void;
@@ -25,6 +26,7 @@ const commands: Record<string, { run: Command; usage: string }> = {
   sign: { run: signCommand, usage: "sign --key KEY.pem FILE" },
   verify: { run: verifyCommand, usage: "verify --key PUB_OR_CERT.pem --sig BASE64 FILE" },
   job: { run: jobCommand, usage: "job parse [--format aws|enos] [FILE|-]" },
+  image: { run: imageCommand, usage: "image pack --version V [--secure-version N] -o OUT BUNDLE.js | image info FILE" },
   fetch: { run: fetchCommand, usage: "fetch URL --out FILE [--size N] [--sha256 HEX] [--window BYTES] [--ca PEM] [--timeout MS]" },
 };
 

@@ -1,0 +1,159 @@
+/**
+ * xs-ota image pack --version V [--secure-version N] [--project NAME] -o OUT.bin BUNDLE.js
+ * xs-ota image info FILE
+ *
+ * `pack` wraps an app's JavaScript bundle in the ESP32 app image layout the simulator boots
+ * (modules/storage/esp-image.ts: header, app descriptor, the bundle as payload, checksum and
+ * appended SHA-256). `info` checks a file the way the bootloader checks a slot: verifyImage over
+ * an in-memory NOR flash holding the file's bytes (the rest of the last 4 KB block erased, 0xFF).
+ * Exit codes: 0 done / valid, 1 invalid image or I/O error, 2 bad arguments.
+ */
+import { createHash } from "node:crypto";
+import { readFileSync, writeFileSync } from "node:fs";
+import type { Io } from "./main.ts";
+import { OtaError, isOtaError } from "../modules/errors.ts";
+import { HEADER_SIZE, IMAGE_PREFIX_SIZE, SEGMENT_HEADER_SIZE, packImage, verifyImage } from "../modules/storage/esp-image.ts";
+import { NorFlash } from "../hosts/sim/nor-flash.ts";
+import { nodeDigests } from "../hosts/sim/node-digest.ts";
+
+const PACK_USAGE = "xs-ota image pack --version V [--secure-version N] [--project NAME] -o OUT.bin BUNDLE.js";
+const INFO_USAGE = "xs-ota image info FILE";
+const BLOCK = 4096;
+
+const sha256 = () => nodeDigests.create("sha256");
+const hex = (bytes: Uint8Array) => createHash("sha256").update(bytes).digest("hex");
+
+/** Splits `--name value` / `-o value` options from positional arguments; undefined on a bad option. */
+function parse(args: string[], names: Record<string, string>, io: Io, usage: string): { values: Record<string, string>; rest: string[] } | undefined {
+  const values: Record<string, string> = {};
+  const rest: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    if (a.startsWith("-") && a !== "-") {
+      const name = names[a];
+      if (name === undefined || args[i + 1] === undefined || name in values) {
+        io.err(`xs-ota: ${name === undefined ? `unknown option ${a}` : name in values ? `${a} given twice` : `${a} needs a value`}`);
+        io.err(`usage: ${usage}`);
+        return undefined;
+      }
+      values[name] = args[++i];
+    } else rest.push(a);
+  }
+  return { values, rest };
+}
+
+function usageError(io: Io, usage: string, message?: string): number {
+  if (message) io.err(`xs-ota: ${message}`);
+  io.err(`usage: ${usage}`);
+  return 2;
+}
+
+function pack(args: string[], io: Io): number {
+  const o = parse(args, { "--version": "version", "--secure-version": "secure", "--project": "project", "-o": "out", "--out": "out" }, io, PACK_USAGE);
+  if (!o) return 2;
+  const { version, secure, project, out } = o.values;
+  if (version === undefined) return usageError(io, PACK_USAGE, "--version is required");
+  if (out === undefined) return usageError(io, PACK_USAGE, "-o OUT is required");
+  if (o.rest.length !== 1) return usageError(io, PACK_USAGE, o.rest.length ? "one bundle file, please" : "the bundle file is missing");
+  let secureVersion = 0;
+  if (secure !== undefined) {
+    if (!/^(0|[1-9][0-9]*)$/.test(secure) || Number(secure) > 0xffffffff) {
+      return usageError(io, PACK_USAGE, `--secure-version must be an integer from 0 to 4294967295, got '${secure}'`);
+    }
+    secureVersion = Number(secure);
+  }
+  let payload: Uint8Array;
+  try {
+    payload = new Uint8Array(readFileSync(o.rest[0]));
+  } catch (e) {
+    io.err(`error: ${(e as Error).message}`);
+    return 1;
+  }
+  let image: Uint8Array;
+  try {
+    image = packImage({ version, secureVersion, projectName: project, payload, sha256 });
+  } catch (e) {
+    if (isOtaError(e, "bad-argument")) return usageError(io, PACK_USAGE, e.message);
+    throw e;
+  }
+  try {
+    writeFileSync(out, image);
+  } catch (e) {
+    io.err(`error: ${(e as Error).message}`);
+    return 1;
+  }
+  io.out(`image: ${out}`);
+  io.out(`size: ${image.length} bytes (bundle ${payload.length} bytes)`);
+  io.out(`version: ${version}`);
+  io.out(`secure version: ${secureVersion}`);
+  io.out(`sha256: ${hex(image)}`);
+  return 0;
+}
+
+function info(args: string[], io: Io): number {
+  const o = parse(args, {}, io, INFO_USAGE);
+  if (!o) return 2;
+  if (o.rest.length !== 1) return usageError(io, INFO_USAGE, o.rest.length ? "one image file, please" : "the image file is missing");
+  let bytes: Uint8Array;
+  try {
+    bytes = new Uint8Array(readFileSync(o.rest[0]));
+  } catch (e) {
+    io.err(`error: ${(e as Error).message}`);
+    return 1;
+  }
+  if (bytes.length < IMAGE_PREFIX_SIZE) {
+    io.out(`invalid: truncated: an image starts with ${IMAGE_PREFIX_SIZE} bytes of header and descriptor, the file has ${bytes.length}`);
+    return 1;
+  }
+  const size = Math.max(BLOCK, Math.ceil(bytes.length / BLOCK) * BLOCK);
+  const data = new Uint8Array(size).fill(0xff);
+  data.set(bytes);
+  const flash = new NorFlash({ size, data });
+  try {
+    const v = verifyImage(flash, sha256);
+    if (v.length > bytes.length) throw new OtaError("image-invalid", `the image needs ${v.length} bytes, the file has ${bytes.length}`);
+    io.out(`version: ${v.desc.version}`);
+    io.out(`secure version: ${v.desc.secureVersion}`);
+    io.out(`project: ${v.desc.projectName}`);
+    io.out(`built: ${v.desc.date} ${v.desc.time} (${v.desc.idfVersion})`);
+    io.out(`segments: ${v.segments.length} (${v.segments.map(([at, n]) => `${n} bytes at 0x${at.toString(16)}`).join(", ")})`);
+    io.out(`length: ${v.length} bytes${bytes.length > v.length ? ` (${bytes.length - v.length} trailing bytes in the file)` : ""}`);
+    io.out(`hash: ${v.header.hashAppended ? "sha256 appended, ok" : "none appended (checksum ok)"}`);
+    io.out(`sha256: ${hex(bytes.subarray(0, v.length))}`);
+    return 0;
+  } catch (e) {
+    if (isOtaError(e, "image-invalid")) {
+      const short = truncation(bytes);
+      io.out(`invalid: ${short ? `truncated: ${short} (the bootloader says: ${e.message})` : e.message}`);
+      return 1;
+    }
+    io.err(`error: ${(e as Error).message}`);
+    return 1;
+  }
+}
+
+/**
+ * When the segments the header declares run past the end of the file, says so: the flash the
+ * file is checked in is padded with erased bytes, so the bootloader's own reason can be about them.
+ */
+function truncation(bytes: Uint8Array): string | undefined {
+  const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.length);
+  let offset = HEADER_SIZE;
+  for (let i = 0; i < bytes[1] && i < 16; i++) {
+    if (offset + SEGMENT_HEADER_SIZE > bytes.length) return `the file has ${bytes.length} bytes and ends before segment ${i}'s header`;
+    const length = v.getUint32(offset + 4, true);
+    offset += SEGMENT_HEADER_SIZE + length;
+    if (offset > bytes.length) return `the file has ${bytes.length} bytes, segment ${i} ends at ${offset}`;
+  }
+  return undefined;
+}
+
+export function imageCommand(args: string[], io: Io): number {
+  const [sub, ...rest] = args;
+  if (sub === "pack") return pack(rest, io);
+  if (sub === "info") return info(rest, io);
+  io.err(sub === undefined ? "xs-ota: image needs a subcommand" : `xs-ota: unknown image subcommand '${sub}'`);
+  io.err(`usage: ${PACK_USAGE}`);
+  io.err(`       ${INFO_USAGE}`);
+  return 2;
+}
