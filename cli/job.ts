@@ -4,9 +4,19 @@
  *
  * Reads one job message (a file, or stdin for "-" or no FILE) and parses it exactly as the device
  * does (modules/jobs): the plan as JSON (exit 0), "no job" (exit 0), or the refusal (exit 1).
- * Other `job` subcommands (create, list, describe) are not there yet.
+ *
+ * xs-ota job create --thing T [--thing T2] --file FW.bin [--key KEY.pem] [--protocol http|mqtt]
+ *                   [--format aws|nrf|zerynth|enos] [--job-id ID] [--product PK] [--control URL]
+ * xs-ota job list [--control URL]
+ * xs-ota job describe ID [--control URL]
+ *
+ * These talk to the control API of a running `xs-ota cloud` (cloud/server.ts), by default
+ * http://127.0.0.1:<DEFAULT_CONTROL_PORT>. Exit 1 with the reason when the cloud refuses or is
+ * not there.
  */
 import { readFileSync } from "node:fs";
+import { resolve } from "node:path";
+import { DEFAULT_CONTROL_PORT } from "../cloud/server.ts";
 import type { Io } from "./main.ts";
 import { parseAwsJobMessage } from "../modules/jobs/documents.ts";
 import { parseEnosUpgrade } from "../modules/jobs/enos-documents.ts";
@@ -30,9 +40,10 @@ interface Options {
   file: string;
 }
 
-function usage(io: Io, problem?: string): number {
+function usage(io: Io, problem?: string, all = false): number {
   if (problem) io.err(`xs-ota job: ${problem}`);
   USAGE.forEach((l) => io.err(l));
+  if (all) CONTROL_USAGE.forEach((l) => io.err(l));
   return 2;
 }
 
@@ -125,9 +136,132 @@ function parse(args: string[], io: Io): number {
   }
 }
 
-export function jobCommand(args: string[], io: Io): number {
+const CONTROL_USAGE = [
+  "usage: xs-ota job create --thing T [--thing T2] --file FW.bin [--key KEY.pem] [--protocol http|mqtt] [--format aws|nrf|zerynth|enos] [--job-id ID] [--product PK] [--control URL]",
+  "       xs-ota job list [--control URL]",
+  "       xs-ota job describe ID [--control URL]",
+];
+
+function controlUsage(io: Io, problem: string): number {
+  io.err(`xs-ota job: ${problem}`);
+  USAGE.forEach((l) => io.err(l));
+  CONTROL_USAGE.forEach((l) => io.err(l));
+  return 2;
+}
+
+type JsonObject = Record<string, unknown>;
+
+/** One request to the control API: the JSON answer, or the reason it failed (printed). */
+async function control(io: Io, base: string, method: "GET" | "POST", path: string, body?: JsonObject): Promise<JsonObject | undefined> {
+  const url = `${base.replace(/\/+$/, "")}${path}`;
+  let res: Response;
+  try {
+    res = await fetch(url, {
+      method,
+      headers: body === undefined ? undefined : { "content-type": "application/json" },
+      body: body === undefined ? undefined : JSON.stringify(body),
+      signal: AbortSignal.timeout(10_000),
+    });
+  } catch (e) {
+    const cause = e instanceof Error && e.cause instanceof Error ? e.cause.message : e instanceof Error ? e.message : String(e);
+    io.err(`error: no cloud at ${base}: start one with xs-ota cloud (${cause})`);
+    return undefined;
+  }
+  let answer: unknown;
+  try {
+    answer = await res.json();
+  } catch {
+    io.err(`error: ${base} answered ${res.status} without JSON: is it an xs-ota cloud?`);
+    return undefined;
+  }
+  const obj: JsonObject = typeof answer === "object" && answer !== null && !Array.isArray(answer) ? (answer as JsonObject) : {};
+  if (!res.ok) {
+    io.err(`error: the cloud refused: ${typeof obj["error"] === "string" ? obj["error"] : `HTTP ${res.status}`}`);
+    return undefined;
+  }
+  return obj;
+}
+
+function printJson(io: Io, value: unknown): void {
+  JSON.stringify(value, null, 2)
+    .split("\n")
+    .forEach((l) => io.out(l));
+}
+
+async function controlCommand(sub: "create" | "list" | "describe", args: string[], io: Io): Promise<number> {
+  let base = `http://127.0.0.1:${DEFAULT_CONTROL_PORT}`;
+  const things: string[] = [];
+  const request: JsonObject = {};
+  const positional: string[] = [];
+  const names: Record<string, string> = { "--file": "file", "--key": "key", "--protocol": "protocol", "--format": "format", "--job-id": "jobId", "--product": "productKey" };
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i] ?? "";
+    if (!a.startsWith("--")) {
+      positional.push(a);
+      continue;
+    }
+    const v = args[i + 1];
+    if (v === undefined) return controlUsage(io, `${a} needs a value`);
+    i++;
+    if (a === "--control") base = v;
+    else if (sub === "create" && a === "--thing") things.push(v);
+    else if (sub === "create" && a in names) {
+      const field = names[a] ?? a;
+      request[field] = field === "file" || field === "key" ? resolve(v) : v;
+    } else return controlUsage(io, `unknown option '${a}' for job ${sub}`);
+  }
+  if (sub === "create") {
+    if (positional.length) return controlUsage(io, `unexpected argument '${positional[0] ?? ""}'`);
+    if (things.length === 0) return controlUsage(io, "--thing is required");
+    if (request["file"] === undefined) return controlUsage(io, "--file is required");
+    if (request["protocol"] !== undefined && request["protocol"] !== "http" && request["protocol"] !== "mqtt") return controlUsage(io, `--protocol takes http or mqtt, got ${String(request["protocol"])}`);
+    if (request["format"] !== undefined && !["aws", "nrf", "zerynth", "enos"].includes(String(request["format"]))) {
+      return controlUsage(io, `--format takes aws, nrf, zerynth or enos, got ${String(request["format"])}`);
+    }
+    request["things"] = things;
+    const answer = await control(io, base, "POST", "/jobs", request);
+    if (!answer) return 1;
+    io.out(`created job ${String(answer["jobId"])} for ${things.join(", ")}`);
+    printJson(io, answer["document"]);
+    return 0;
+  }
+  if (sub === "list") {
+    if (positional.length) return controlUsage(io, `unexpected argument '${positional[0] ?? ""}'`);
+    const answer = await control(io, base, "GET", "/jobs");
+    if (!answer) return 1;
+    const jobs = Array.isArray(answer["jobs"]) ? (answer["jobs"] as JsonObject[]) : [];
+    if (jobs.length === 0) io.out("no jobs");
+    for (const job of jobs) {
+      const targets = Array.isArray(job["targets"]) ? (job["targets"] as string[]).join(",") : "";
+      io.out(`${String(job["jobId"])}  ${String(job["status"] ?? job["format"] ?? "")}  ${targets}`);
+    }
+    return 0;
+  }
+  const [id, ...extra] = positional;
+  if (id === undefined || extra.length) return controlUsage(io, "job describe takes one job ID");
+  const answer = await control(io, base, "GET", `/jobs/${encodeURIComponent(id)}`);
+  if (!answer) return 1;
+  const job = answer["job"];
+  const executions = answer["executions"];
+  if (typeof job === "object" && job !== null && Array.isArray(executions)) {
+    const j = job as JsonObject;
+    io.out(`job ${String(j["jobId"])}: ${String(j["status"])}`);
+    for (const e of executions as JsonObject[]) {
+      const details = e["statusDetails"] === undefined ? "" : `  ${JSON.stringify(e["statusDetails"])}`;
+      io.out(`  ${String(e["thingName"])}: ${String(e["status"])}${details}`);
+    }
+    io.out("document:");
+    printJson(io, j["document"]);
+  } else {
+    printJson(io, answer);
+  }
+  return 0;
+}
+
+export function jobCommand(args: string[], io: Io): number | Promise<number> {
   const [sub, ...rest] = args;
   if (sub === "parse") return parse(rest, io);
-  if (sub === undefined || sub === "help" || sub === "--help") return usage(io);
-  return usage(io, sub === "create" || sub === "list" || sub === "describe" ? `'job ${sub}' is not available yet` : `unknown subcommand '${sub}'`);
+  if (sub === "create" || sub === "list" || sub === "describe") return controlCommand(sub, rest, io);
+  if (sub === undefined || sub === "help" || sub === "--help") return usage(io, undefined, true);
+  return usage(io, `unknown subcommand '${sub}'`, true);
 }

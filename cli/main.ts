@@ -8,6 +8,7 @@ import { keygenCommand, signCommand, verifyCommand } from "./signing.ts";
 import { fetchCommand } from "./fetch.ts";
 import { jobCommand } from "./job.ts";
 import { imageCommand } from "./image.ts";
+import { cloudCommand } from "./cloud.ts";
 
 export interface Io {
   out(line: string): void;
@@ -25,7 +26,15 @@ const commands: Record<string, { run: Command; usage: string }> = {
   keygen: { run: keygenCommand, usage: "keygen --out DIR" },
   sign: { run: signCommand, usage: "sign --key KEY.pem FILE" },
   verify: { run: verifyCommand, usage: "verify --key PUB_OR_CERT.pem --sig BASE64 FILE" },
-  job: { run: jobCommand, usage: "job parse [--format aws|enos] [FILE|-]" },
+  job: {
+    run: jobCommand,
+    usage: [
+      "job parse [--format aws|enos] [FILE|-]",
+      "job create --thing T [--thing T2] --file FW.bin [--key KEY.pem] [--protocol http|mqtt] [--format aws|nrf|zerynth|enos] [--control URL]",
+      "job list [--control URL] | job describe ID [--control URL]",
+    ].join("\n"),
+  },
+  cloud: { run: (args, io) => cloudCommand(args, io), usage: "cloud [--data DIR] [--mqtt-port N] [--control-port N] [--https-port N]" },
   image: { run: imageCommand, usage: "image pack --version V [--secure-version N] -o OUT BUNDLE.js | image info FILE" },
   fetch: { run: fetchCommand, usage: "fetch URL --out FILE [--size N] [--sha256 HEX] [--window BYTES] [--ca PEM] [--timeout MS]" },
 };
@@ -41,7 +50,7 @@ export async function main(argv: string[], io: Io = consoleIo): Promise<number> 
   if (!command) {
     if (name !== undefined && name !== "help" && name !== "--help") io.err(`xs-ota: unknown command '${name}'`);
     io.err("usage: xs-ota <command>");
-    for (const c of Object.values(commands)) io.err(`  xs-ota ${c.usage}`);
+    for (const c of Object.values(commands)) for (const line of c.usage.split("\n")) io.err(`  xs-ota ${line}`);
     return name === undefined || name === "help" || name === "--help" ? 0 : 2;
   }
   return command.run(rest, io);

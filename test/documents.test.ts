@@ -216,8 +216,8 @@ describe("xs-ota job", () => {
     expect(r.err[0]).toMatch(/^error: cannot read .*nope\.json/);
   });
 
-  it("usage errors and subcommands that are not there yet: usage, exit 2", async () => {
-    for (const args of [[], ["create"], ["list"], ["describe", "x"], ["frobnicate"], ["parse", "--format", "gcp"], ["parse", "--max-size", "-1"], ["parse", "a", "b"], ["parse", "--bogus"]]) {
+  it("usage errors: usage, exit 2", async () => {
+    for (const args of [[], ["create"], ["frobnicate"], ["parse", "--format", "gcp"], ["parse", "--max-size", "-1"], ["parse", "a", "b"], ["parse", "--bogus"]]) {
       const r = await run(...args);
       expect(r.code, args.join(" ")).toBe(2);
       expect(r.out).toEqual([]);

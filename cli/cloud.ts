@@ -1,0 +1,68 @@
+/**
+ * xs-ota cloud [--data DIR] [--mqtt-port N] [--control-port N] [--https-port N]
+ *
+ * Runs the local cloud (cloud/server.ts): broker, AWS Jobs + streams, HTTPS files, EnOS, and the
+ * control API that `xs-ota job create|list|describe` talks to. Runs until SIGINT/SIGTERM.
+ */
+import type { Io } from "./main.ts";
+import { startCloud, DEFAULT_CONTROL_PORT, DEFAULT_HTTPS_PORT, DEFAULT_MQTT_PORT, type Cloud } from "../cloud/server.ts";
+
+const USAGE = "usage: xs-ota cloud [--data DIR] [--mqtt-port N] [--control-port N] [--https-port N]";
+
+export interface CloudCommandHooks {
+  /** Resolves when the cloud should stop; default SIGINT or SIGTERM. */
+  stopped?: (cloud: Cloud) => Promise<void>;
+}
+
+function waitForSignal(): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      process.off("SIGINT", done);
+      process.off("SIGTERM", done);
+      resolve();
+    };
+    process.on("SIGINT", done);
+    process.on("SIGTERM", done);
+  });
+}
+
+export async function cloudCommand(args: string[], io: Io, hooks: CloudCommandHooks = {}): Promise<number> {
+  let dataDir = ".xs-ota-cloud";
+  const ports: Record<string, number> = { "mqtt-port": DEFAULT_MQTT_PORT, "control-port": DEFAULT_CONTROL_PORT, "https-port": DEFAULT_HTTPS_PORT };
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i] ?? "";
+    const v = args[i + 1];
+    if (a === "--data" && v !== undefined) {
+      dataDir = v;
+      i++;
+    } else if (a.startsWith("--") && a.slice(2) in ports && v !== undefined) {
+      const n = /^[0-9]{1,5}$/.test(v) ? Number(v) : NaN;
+      if (!(n >= 0 && n <= 65535)) {
+        io.err(`xs-ota cloud: ${a} takes a port number, got ${v}`);
+        return 2;
+      }
+      ports[a.slice(2)] = n;
+      i++;
+    } else {
+      io.err(`xs-ota cloud: ${a === "--data" || a in ports ? `${a} needs a value` : `unexpected argument '${a}'`}`);
+      io.err(USAGE);
+      return 2;
+    }
+  }
+  let cloud: Cloud;
+  try {
+    cloud = await startCloud({ dataDir, mqttPort: ports["mqtt-port"], controlPort: ports["control-port"], httpsPort: ports["https-port"] });
+  } catch (e) {
+    io.err(`error: cannot start the cloud: ${e instanceof Error ? e.message : String(e)}`);
+    return 1;
+  }
+  io.out(`mqtt     ${cloud.urls.mqtt}`);
+  io.out(`https    ${cloud.urls.https}  (CA: ${cloud.caPath})`);
+  io.out(`http     ${cloud.urls.http}  (EnOS files)`);
+  io.out(`control  ${cloud.urls.control}`);
+  io.out(`data     ${dataDir}`);
+  await (hooks.stopped ? hooks.stopped(cloud) : waitForSignal());
+  await cloud.close();
+  io.out("cloud stopped");
+  return 0;
+}

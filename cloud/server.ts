@@ -1,0 +1,351 @@
+/**
+ * The desktop cloud in one process (Node only): an embedded aedes broker on 127.0.0.1, the AWS IoT
+ * Jobs stand-in (cloud/aws-jobs.ts), MQTT streams (cloud/aws-streams.ts), the presigned-URL file
+ * server over HTTPS with the local CA (cloud/files.ts, cloud/tls.ts), EnOS OTA (cloud/enos.ts,
+ * its plain-HTTP file endpoint is `urls.http`), and a small JSON control API on 127.0.0.1:
+ *
+ *   POST /jobs       {thing | things, file (a path on this machine), key? (PEM path to sign with),
+ *                     protocol?: http|mqtt (default http), format?: aws|nrf|zerynth|enos (default aws),
+ *                     jobId?, productKey? (enos; default "xsota")}  -> 201 {jobId, document}
+ *   GET  /jobs       -> 200 {jobs: JobRecord[]}
+ *   GET  /jobs/<id>  -> 200 JobDescription (job + executions), or {enos} for an EnOS offer; 404
+ *   errors           -> 4xx/5xx {error: "reason"}
+ *
+ * Documents (the signature, when a key is given, is ECDSA P-256 over SHA-256, DER, base64, under
+ * certfile label SIGNER_LABEL):
+ *   aws http:  afr_ota {protocols:["HTTP"], files:[{fileid 0, filesize, certfile, auth_scheme,
+ *              update_data_url: "${aws:iot:s3-presigned-url:fw/<jobId>.bin}", sig-sha256-ecdsa}]}
+ *              (a fresh presigned URL each time the document is sent)
+ *   aws mqtt:  afr_ota {protocols:["MQTT"], streamname: "<jobId>", files:[{fileid 0, ...}]}, one
+ *              stream per job for each target
+ *   nrf:       {operation:"app_fw_update", fwversion, size, location:{url: <placeholder>}}
+ *   zerynth:   {bc_idx:0, bc_crc: md5, bc_size, bc_url: <placeholder>}
+ *   enos:      the firmware is offered to product `productKey` (no AWS job); document = the offer.
+ *
+ * State: jobs in dataDir/jobs.json (AwsJobsService), each job's firmware and how it was offered in
+ * dataDir/files/<jobId>.bin + <jobId>.json, re-offered on start; the CA in dataDir/tls.
+ * Only the embedded broker is supported (no `brokerUrl`).
+ */
+import { createHash, createPrivateKey, createSign } from "node:crypto";
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from "node:net";
+import { join } from "node:path";
+import { Aedes } from "aedes";
+import { AwsJobsService, type JobDescription, type JobRecord } from "./aws-jobs.ts";
+import { AwsStreamService } from "./aws-streams.ts";
+import { FileService } from "./files.ts";
+import { EnosService, type EnosFileEndpoint } from "./enos.ts";
+import { makeLocalCa } from "./tls.ts";
+import { parseImagePrefix } from "../modules/storage/esp-image.ts";
+
+export const DEFAULT_MQTT_PORT = 1883;
+export const DEFAULT_CONTROL_PORT = 8180;
+export const DEFAULT_HTTPS_PORT = 8443;
+/** The certfile label in documents: what a device's key store must hold the public key under. */
+export const SIGNER_LABEL = "signer.crt";
+
+export type JobFormat = "aws" | "nrf" | "zerynth" | "enos";
+export type JobProtocol = "http" | "mqtt";
+
+export interface CloudOptions {
+  dataDir: string;
+  /** Default 1883; 0: any free port. */
+  mqttPort?: number;
+  /** HTTPS file server; default 8443; 0: any. */
+  httpsPort?: number;
+  /** EnOS plain-HTTP file endpoint; default any free port. */
+  httpPort?: number;
+  /** Default 8180; 0: any. */
+  controlPort?: number;
+  /** Not supported: only the embedded broker. Giving one throws. */
+  brokerUrl?: string;
+}
+
+export interface Cloud {
+  urls: { mqtt: string; https: string; http: string; control: string };
+  /** The CA certificate (PEM) devices trust for the HTTPS file server. */
+  caCert: string;
+  caPath: string;
+  jobs: AwsJobsService;
+  streams: AwsStreamService;
+  files: FileService;
+  enos: EnosService;
+  close(): Promise<void>;
+}
+
+export interface CreateJobRequest {
+  thing?: string;
+  things?: string[];
+  file: string;
+  key?: string;
+  protocol?: JobProtocol;
+  format?: JobFormat;
+  jobId?: string;
+  productKey?: string;
+}
+
+/** What is kept per job in dataDir/files/<jobId>.json. */
+interface OfferRecord {
+  jobId: string;
+  format: JobFormat;
+  protocol: JobProtocol;
+  targets: string[];
+  version: string;
+  productKey?: string;
+  document: Record<string, unknown>;
+}
+
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+const JOB_ID = /^[a-zA-Z0-9_-]{1,64}$/;
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+function writeAtomic(path: string, data: string | Uint8Array): void {
+  const temp = `${path}.${process.pid}.tmp`;
+  writeFileSync(temp, data);
+  renameSync(temp, path);
+}
+
+async function listen(server: Server | NetServer, port: number): Promise<number> {
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, "127.0.0.1", () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  return (server.address() as AddressInfo).port;
+}
+
+/** ECDSA P-256 / SHA-256 over the whole file, DER, base64 (as AWS code signing's sig-sha256-ecdsa). */
+export function signFirmware(bytes: Uint8Array, keyPem: string): string {
+  const key = createPrivateKey(keyPem);
+  if (key.asymmetricKeyType !== "ec" || key.asymmetricKeyDetails?.namedCurve !== "prime256v1") throw new HttpError(400, "the key is not an ECDSA P-256 private key");
+  return createSign("sha256").update(bytes).sign(key).toString("base64");
+}
+
+function firmwareVersion(bytes: Uint8Array): string {
+  try {
+    return parseImagePrefix(bytes.subarray(0, 288)).desc.version;
+  } catch (e) {
+    throw new HttpError(400, `not an ESP32 app image: ${e instanceof Error ? e.message : String(e)}`);
+  }
+}
+
+export async function startCloud(options: CloudOptions): Promise<Cloud> {
+  if (options.brokerUrl !== undefined) throw new Error("an external broker is not supported: the cloud runs its own broker");
+  const dataDir = options.dataDir;
+  const filesDir = join(dataDir, "files");
+  mkdirSync(filesDir, { recursive: true });
+  const ca = await makeLocalCa(join(dataDir, "tls"));
+  const caPath = join(dataDir, "tls", "ca.pem");
+
+  const aedes = await Aedes.createBroker();
+  const sockets = new Set<Socket>();
+  const mqttServer = createNetServer((socket) => {
+    sockets.add(socket);
+    socket.on("close", () => sockets.delete(socket));
+    aedes.handle(socket);
+  });
+  const cleanups: (() => Promise<void>)[] = [];
+  const closeAll = async () => {
+    for (const c of cleanups.reverse()) await c().catch(() => undefined);
+    cleanups.length = 0;
+  };
+  try {
+    cleanups.push(() => new Promise<void>((resolve) => aedes.close(() => resolve())));
+    const mqttPort = await listen(mqttServer, options.mqttPort ?? DEFAULT_MQTT_PORT);
+    cleanups.push(async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((resolve) => mqttServer.close(() => resolve()));
+    });
+
+    const files = new FileService();
+    const httpsOrigin = await files.start({ port: options.httpsPort ?? DEFAULT_HTTPS_PORT, tls: { key: ca.serverKey, cert: ca.serverCert } });
+    cleanups.push(() => files.stop());
+
+    const jobs = new AwsJobsService(aedes, { dataDir, presign: (name, expiresIn) => files.presign(name, { expiresIn, https: true }) });
+    await jobs.start();
+    cleanups.push(() => jobs.stop());
+    const streams = new AwsStreamService(aedes);
+    await streams.start();
+    cleanups.push(() => streams.stop());
+    const enos = new EnosService(aedes);
+    await enos.start();
+    cleanups.push(() => enos.stop());
+    const enosFiles: EnosFileEndpoint = await enos.startFiles({ port: options.httpPort ?? 0 });
+    cleanups.push(() => enosFiles.close());
+
+    const offers = new Map<string, OfferRecord>();
+    const offer = (record: OfferRecord, bytes: Uint8Array): Record<string, unknown> | undefined => {
+      let entry: Record<string, unknown> | undefined;
+      if (record.format === "enos") {
+        entry = { ...enos.addFirmware(record.productKey ?? "xsota", { version: record.version, file: bytes, fileName: `${record.jobId}.bin` }) };
+      } else if (record.protocol === "mqtt") {
+        for (const thing of record.targets) streams.addStream(thing, record.jobId, [{ fileId: 0, data: bytes }]);
+      } else {
+        files.addFile(`fw/${record.jobId}.bin`, bytes);
+      }
+      offers.set(record.jobId, record);
+      return entry;
+    };
+    // Re-offer what earlier runs offered.
+    for (const name of readdirSync(filesDir)) {
+      if (!name.endsWith(".json")) continue;
+      const record = JSON.parse(readFileSync(join(filesDir, name), "utf8")) as OfferRecord;
+      const bin = join(filesDir, `${record.jobId}.bin`);
+      if (existsSync(bin)) offer(record, new Uint8Array(readFileSync(bin)));
+    }
+
+    const createJob = async (body: unknown): Promise<{ jobId: string; document: Record<string, unknown> }> => {
+      if (!isObject(body)) throw new HttpError(400, "the request must be a JSON object");
+      const req = body as Partial<CreateJobRequest>;
+      const targets = req.things ?? (req.thing === undefined ? [] : [req.thing]);
+      if (!Array.isArray(targets) || targets.length === 0 || !targets.every((t) => typeof t === "string")) throw new HttpError(400, "name at least one thing");
+      const format = req.format ?? "aws";
+      if (!["aws", "nrf", "zerynth", "enos"].includes(format)) throw new HttpError(400, `format must be aws, nrf, zerynth or enos, got ${String(format)}`);
+      const protocol = req.protocol ?? "http";
+      if (protocol !== "http" && protocol !== "mqtt") throw new HttpError(400, `protocol must be http or mqtt, got ${String(protocol)}`);
+      if (protocol === "mqtt" && format !== "aws") throw new HttpError(400, `format ${format} has no MQTT download; use --protocol http`);
+      if (typeof req.file !== "string") throw new HttpError(400, "file (a path) is required");
+      let bytes: Uint8Array;
+      try {
+        bytes = new Uint8Array(readFileSync(req.file));
+      } catch (e) {
+        throw new HttpError(400, `cannot read ${req.file}: ${e instanceof Error ? e.message : String(e)}`);
+      }
+      const version = firmwareVersion(bytes);
+      let signature: string | undefined;
+      if (req.key !== undefined) {
+        let pem: string;
+        try {
+          pem = readFileSync(req.key, "utf8");
+        } catch (e) {
+          throw new HttpError(400, `cannot read key ${req.key}: ${e instanceof Error ? e.message : String(e)}`);
+        }
+        try {
+          signature = signFirmware(bytes, pem);
+        } catch (e) {
+          if (e instanceof HttpError) throw e;
+          throw new HttpError(400, `cannot sign with ${req.key}: ${e instanceof Error ? e.message : String(e)}`);
+        }
+      }
+      const jobId = req.jobId ?? `fw-${version.replace(/[^a-zA-Z0-9_-]/g, "_")}-${Date.now().toString(36)}`;
+      if (typeof jobId !== "string" || !JOB_ID.test(jobId)) throw new HttpError(400, `job ID ${JSON.stringify(jobId)}: [a-zA-Z0-9_-]{1,64}`);
+      if (offers.has(jobId) || jobs.describeJob(jobId)) throw new HttpError(409, `job ${jobId} already exists`);
+      const placeholder = `\${aws:iot:s3-presigned-url:fw/${jobId}.bin}`;
+      let document: Record<string, unknown>;
+      if (format === "aws") {
+        const file: Record<string, unknown> = { filepath: "/fw", fileid: 0, certfile: SIGNER_LABEL, filesize: bytes.length };
+        if (protocol === "http") {
+          file["auth_scheme"] = "aws.s3.presigned";
+          file["update_data_url"] = placeholder;
+        }
+        if (signature !== undefined) file["sig-sha256-ecdsa"] = signature;
+        document = { afr_ota: { protocols: [protocol === "http" ? "HTTP" : "MQTT"], ...(protocol === "mqtt" ? { streamname: jobId } : {}), files: [file] } };
+      } else if (format === "nrf") {
+        document = { operation: "app_fw_update", fwversion: version, size: bytes.length, location: { url: placeholder } };
+      } else if (format === "zerynth") {
+        document = { bc_idx: 0, bc_crc: createHash("md5").update(bytes).digest("hex"), bc_size: bytes.length, bc_url: placeholder };
+      } else {
+        document = {};
+      }
+      const record: OfferRecord = { jobId, format, protocol, targets: [...targets], version, document };
+      if (format === "enos") record.productKey = req.productKey ?? "xsota";
+      try {
+        const entry = offer(record, bytes);
+        if (entry !== undefined) {
+          record.document = entry;
+        } else {
+          await jobs.createJob({ jobId, document, targets, presignedUrlConfig: { expiresInSec: 3600 } });
+        }
+      } catch (e) {
+        offers.delete(jobId);
+        if (e instanceof HttpError) throw e;
+        throw new HttpError(400, e instanceof Error ? e.message : String(e));
+      }
+      writeAtomic(join(filesDir, `${jobId}.bin`), bytes);
+      writeAtomic(join(filesDir, `${jobId}.json`), JSON.stringify(record, null, 1));
+      return { jobId, document: record.document };
+    };
+
+    const describe = (jobId: string): JobDescription | { enos: OfferRecord } => {
+      const d = jobs.describeJob(jobId);
+      if (d) return d;
+      const o = offers.get(jobId);
+      if (o && o.format === "enos") return { enos: o };
+      throw new HttpError(404, `no job ${jobId}`);
+    };
+
+    const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+      const send = (status: number, body: unknown) => {
+        const text = JSON.stringify(body);
+        res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text) });
+        res.end(text);
+      };
+      try {
+        const path = new URL(req.url ?? "/", "http://localhost").pathname.replace(/\/+$/, "");
+        const method = req.method ?? "GET";
+        if (path === "/jobs" && method === "POST") {
+          const chunks: Buffer[] = [];
+          for await (const chunk of req) chunks.push(chunk as Buffer);
+          let body: unknown;
+          try {
+            body = JSON.parse(Buffer.concat(chunks).toString("utf8"));
+          } catch {
+            throw new HttpError(400, "the request is not JSON");
+          }
+          return send(201, await createJob(body));
+        }
+        if (path === "/jobs" && method === "GET") {
+          const list: (JobRecord | OfferRecord)[] = [...jobs.listJobs(), ...[...offers.values()].filter((o) => o.format === "enos")];
+          return send(200, { jobs: list });
+        }
+        const m = /^\/jobs\/([^/]+)$/.exec(path);
+        if (m && method === "GET") return send(200, describe(decodeURIComponent(m[1] ?? "")));
+        throw new HttpError(path === "/jobs" || m ? 405 : 404, `${method} ${path} is not part of the control API`);
+      } catch (e) {
+        if (e instanceof HttpError) send(e.status, { error: e.message });
+        else send(500, { error: e instanceof Error ? e.message : String(e) });
+      }
+    };
+    const controlSockets = new Set<Socket>();
+    const control = createHttpServer((req, res) => void handle(req, res));
+    control.on("connection", (s: Socket) => {
+      controlSockets.add(s);
+      s.on("close", () => controlSockets.delete(s));
+    });
+    const controlPort = await listen(control, options.controlPort ?? DEFAULT_CONTROL_PORT);
+    cleanups.push(async () => {
+      const closed = new Promise<void>((resolve) => control.close(() => resolve()));
+      for (const s of controlSockets) s.destroy();
+      await closed;
+    });
+
+    let closing: Promise<void> | undefined;
+    return {
+      urls: { mqtt: `mqtt://127.0.0.1:${mqttPort}`, https: httpsOrigin, http: enosFiles.origin, control: `http://127.0.0.1:${controlPort}` },
+      caCert: ca.caCert,
+      caPath,
+      jobs,
+      streams,
+      files,
+      enos,
+      close: () => (closing ??= closeAll()),
+    };
+  } catch (e) {
+    await closeAll();
+    throw e;
+  }
+}
