@@ -38,10 +38,12 @@
  *   where a job ID must be named, as in `$next/update`): InvalidTopic.
  * - A request that cannot be answered at all never throws out of the service: the failure goes
  *   to `lastError` and the service goes on.
+ * - `onRequest` may return {drop: true} for a request: it is logged ("dropped") and gets no
+ *   answer, as from a silent service.
  *
  * ## Control plane (what the AWS console / CreateJob would do), as methods
- * createJob({jobId, document, targets, presignedUrlConfig?}) makes one QUEUED execution per
- * target thing; cancelJob(jobId, {force?}) cancels QUEUED executions (and IN_PROGRESS ones with
+ * createJob({jobId, document, targets, presignedUrlConfig?, queuedAt?}) makes one QUEUED
+ * execution per target thing (queued now, or at queuedAt); cancelJob(jobId, {force?}) cancels QUEUED executions (and IN_PROGRESS ones with
  * force, as CancelJob's `force`); describeJob, listJobs. Job status: IN_PROGRESS until every
  * execution is terminal, then COMPLETED; CANCELED after cancelJob.
  * Presigned URLs: string values of the document that are exactly
@@ -124,6 +126,8 @@ export interface CreateJobInput {
   description?: string;
   /** For `${aws:iot:s3-presigned-url:...}` placeholders; expiresInSec 60..3600 (AWS's range). */
   presignedUrlConfig?: { expiresInSec: number };
+  /** When the executions count as queued, seconds since the epoch; default now (orders `$next`). */
+  queuedAt?: number;
 }
 
 export interface AwsJobsServiceOptions {
@@ -143,8 +147,20 @@ export interface JobsLogEntry {
   jobId?: string;
   /** The request as text (hex when it was not UTF-8). */
   payload: string;
-  /** "accepted" or the rejection's code. */
+  /** "accepted" or the rejection's code; "dropped" when `onRequest` said so. */
   outcome: string;
+}
+
+/** What `onRequest` sees of each device request, before the service acts on it. */
+export interface JobsRequestInfo {
+  thing: string;
+  operation: JobsLogEntry["operation"];
+  jobId?: string;
+}
+
+/** Behaviour for one request, returned by `onRequest`; `drop`: send no answer at all (a silent service). */
+export interface JobsAction {
+  drop?: boolean;
 }
 
 interface StateFile {
@@ -196,6 +212,8 @@ export class AwsJobsService {
   readonly log: JobsLogEntry[] = [];
   /** The last failure while answering (a publish the broker refused, a failed write). */
   lastError: unknown;
+  /** Called for each device request before it is answered; may make the service stay silent. */
+  onRequest: ((request: JobsRequestInfo) => JobsAction | undefined | void) | undefined;
 
   readonly #deliver = (packet: BrokerPacket, done: () => void): void => {
     const payload = typeof packet.payload === "string" ? Buffer.from(packet.payload, "utf8") : Buffer.from(packet.payload);
@@ -262,6 +280,8 @@ export class AwsJobsService {
     if (expires !== undefined && !(Number.isInteger(expires) && expires >= 60 && expires <= 3600)) {
       throw new Error("presignedUrlConfig.expiresInSec must be an integer from 60 to 3600");
     }
+    const queuedAt = input.queuedAt;
+    if (queuedAt !== undefined && !isNonNegativeInteger(queuedAt)) throw new Error("queuedAt must be a non-negative integer (seconds)");
     const now = this.#now();
     const job: JobRecord = {
       jobId,
@@ -283,7 +303,7 @@ export class AwsJobsService {
         status: "QUEUED",
         versionNumber: 1,
         executionNumber: 1,
-        queuedAt: now,
+        queuedAt: queuedAt ?? now,
         lastUpdatedAt: now,
         sequence: this.#sequence++,
       });
@@ -473,6 +493,10 @@ export class AwsJobsService {
     const entry: JobsLogEntry = { thing, operation, payload: readable(payload), outcome: "accepted" };
     if (jobId !== undefined) entry.jobId = jobId;
     this.log.push(entry);
+    if (this.onRequest?.({ thing, operation, ...(jobId !== undefined ? { jobId } : {}) })?.drop === true) {
+      entry.outcome = "dropped";
+      return;
+    }
     const base = levels.join("/");
     // A valid token is echoed even when the topic is refused; an invalid one never.
     let token = quietToken(payload);

@@ -22,7 +22,10 @@
  * - answers getversion with the firmware of the device's product that is strictly newer than the
  *   version the device last informed (every firmware when it has informed none, or informed one
  *   that is not a version), newest first: data [{version, sign, signMethod, fileUrl, fileSize}];
- * - `pushUpgrade` publishes an upgrade request and resolves with the device's upgrade_reply.
+ * - `pushUpgrade` publishes an upgrade request (id chosen by the service unless given) and
+ *   resolves with the device's upgrade_reply;
+ * - `setGetVersionAnswer` makes getversion answer one device with a given list, an error reply or
+ *   nothing at all instead of the catalog (a stale, failing or silent cloud).
  *
  * Choices where EnOS says nothing:
  * - Messages that are not JSON objects, come on a topic with unusable keys, or answer no pending
@@ -86,7 +89,15 @@ export interface EnosDeviceRecord {
   informs: EnosInformRecord[];
   progress: EnosProgressRecord[];
   getVersionRequests: number;
+  /** Each getversion request's id and method, in order. */
+  getVersionLog: { id: unknown; method: unknown }[];
 }
+
+/**
+ * A getversion answer set with `setGetVersionAnswer` instead of the catalog: a list sent as data
+ * as it is, an error reply {code, message}, or "silent" for no answer at all.
+ */
+export type EnosGetVersionAnswer = unknown[] | { code: number; message: string } | "silent";
 
 export interface EnosUpgradeReply {
   id: unknown;
@@ -148,6 +159,7 @@ export class EnosService {
   readonly #files = new Map<string, Uint8Array>();
   readonly #waiting = new Map<string, { resolve: (reply: EnosUpgradeReply) => void; timer: NodeJS.Timeout }>();
   readonly #servers = new Set<Server>();
+  readonly #answers = new Map<string, EnosGetVersionAnswer>();
   #queue: Promise<void> = Promise.resolve();
   #started = false;
   #nextId = 1;
@@ -258,6 +270,16 @@ export class EnosService {
       .map(publicEntry);
   }
 
+  /**
+   * Answers this device's getversion with `answer` instead of the catalog (a cloud whose list is
+   * stale or odd, one that fails or stays silent); undefined goes back to the catalog.
+   */
+  setGetVersionAnswer(productKey: string, deviceKey: string, answer: EnosGetVersionAnswer | undefined): void {
+    const key = `${productKey}/${deviceKey}`;
+    if (answer === undefined) this.#answers.delete(key);
+    else this.#answers.set(key, answer);
+  }
+
   device(productKey: string, deviceKey: string): EnosDeviceRecord | undefined {
     return this.#devices.get(`${productKey}/${deviceKey}`);
   }
@@ -270,11 +292,12 @@ export class EnosService {
    * Pushes firmware `version` of the device's product as an upgrade request; resolves with the
    * device's upgrade_reply (matched by id), rejects when none comes within `timeoutMs` (5000).
    */
-  async pushUpgrade(productKey: string, deviceKey: string, version: string, options: { timeoutMs?: number } = {}): Promise<EnosUpgradeReply> {
+  async pushUpgrade(productKey: string, deviceKey: string, version: string, options: { timeoutMs?: number; id?: string | number } = {}): Promise<EnosUpgradeReply> {
     const topics = enosTopics(productKey, deviceKey);
     const entry = this.#firmware.get(productKey)?.get(version);
     if (!entry) throw new OtaError("bad-argument", `no firmware ${version} for product ${productKey}`);
-    const id = String(this.#nextId++);
+    if (options.id !== undefined && !isId(options.id)) throw new OtaError("bad-argument", `upgrade id ${JSON.stringify(options.id)}`);
+    const id = options.id ?? String(this.#nextId++);
     const key = `${productKey}/${deviceKey}/${id}`;
     const timeoutMs = options.timeoutMs ?? 5000;
     const reply = new Promise<EnosUpgradeReply>((resolve, reject) => {
@@ -340,7 +363,7 @@ export class EnosService {
   #device(productKey: string, deviceKey: string): EnosDeviceRecord {
     const key = `${productKey}/${deviceKey}`;
     let d = this.#devices.get(key);
-    if (!d) this.#devices.set(key, (d = { productKey, deviceKey, version: undefined, informs: [], progress: [], getVersionRequests: 0 }));
+    if (!d) this.#devices.set(key, (d = { productKey, deviceKey, version: undefined, informs: [], progress: [], getVersionRequests: 0, getVersionLog: [] }));
     return d;
   }
 
@@ -399,8 +422,13 @@ export class EnosService {
         return this.#publish(replyTopic, { id, code: 200, data: {} });
       }
       case "getversion": {
-        this.#device(productKey, deviceKey).getVersionRequests++;
-        return this.#publish(replyTopic, { id, code: 200, data: this.availableFor(productKey, deviceKey) });
+        const d = this.#device(productKey, deviceKey);
+        d.getVersionRequests++;
+        d.getVersionLog.push({ id, method: m["method"] });
+        const answer = this.#answers.get(`${productKey}/${deviceKey}`);
+        if (answer === "silent") return;
+        if (answer !== undefined && !Array.isArray(answer)) return this.#publish(replyTopic, { id, code: answer.code, message: answer.message, data: {} });
+        return this.#publish(replyTopic, { id, code: 200, data: answer ?? this.availableFor(productKey, deviceKey) });
       }
       default:
         return bad(`not a request the service answers: ${name}`);

@@ -1,13 +1,13 @@
 /**
  * Whole updates on simulated devices (test/support/sim-device.ts) against a real MQTT broker
- * (aedes) with AWS IoT Jobs and EnOS responders, AWS MQTT streams, and an HTTP file server.
+ * (aedes) with the local AWS IoT Jobs and EnOS services, AWS MQTT streams, and an HTTP file server.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createHash } from "node:crypto";
 import { createServer, type Server } from "node:http";
 import { startBroker, type TestBroker } from "./support/broker.ts";
-import { AwsJobsResponder } from "./support/aws-jobs-responder.ts";
-import { EnosResponder } from "./support/enos-responder.ts";
+import { AwsJobsService } from "../cloud/aws-jobs.ts";
+import { EnosService } from "../cloud/enos.ts";
 import { AwsStreamService } from "../cloud/aws-streams.ts";
 import { SimDevice, until } from "./support/sim-device.ts";
 import { appImage, sign, signerPem } from "./contract/agent-fixture.ts";
@@ -20,9 +20,9 @@ let ranges: string[] = [];
 let server: Server;
 let origin: string;
 let broker: TestBroker;
-let jobs: AwsJobsResponder;
+let jobs: AwsJobsService;
 let streams: AwsStreamService;
-let enos: EnosResponder;
+let enos: EnosService;
 
 function startFiles(): Promise<void> {
   server = createServer((req, res) => {
@@ -55,11 +55,11 @@ function startFiles(): Promise<void> {
 
 beforeAll(async () => {
   broker = await startBroker();
-  jobs = new AwsJobsResponder(broker.aedes);
+  jobs = new AwsJobsService(broker.aedes);
   await jobs.start();
   streams = new AwsStreamService(broker.aedes);
   await streams.start();
-  enos = new EnosResponder(broker.aedes);
+  enos = new EnosService(broker.aedes);
   await enos.start();
   await startFiles();
 });
@@ -97,18 +97,22 @@ afterAll(async () => {
 
 const status = (thing: string, jobId: string) => jobs.execution(thing, jobId)?.status;
 const reason = (thing: string, jobId: string) => jobs.execution(thing, jobId)?.statusDetails?.["reason"] ?? "";
+/** The update requests the Jobs service received from `thing`. */
+const updates = (thing: string) => jobs.log.filter((e) => e.operation === "update" && e.thing === thing);
+/** Queues one job for one thing. */
+const addJob = (thing: string, jobId: string, document: unknown) => jobs.createJob({ jobId, document: document as Record<string, unknown>, targets: [thing] });
 
 describe("AWS IoT Jobs, end to end", () => {
   it("an HTTP update: download, verify, reboot, self-test, SUCCEEDED in AWS's vocabulary", async () => {
     const d = device("e2e-http");
-    await jobs.addJob("e2e-http", "job-http", httpDoc("/fw-1.0.1.bin", v101));
+    await addJob("e2e-http", "job-http", httpDoc("/fw-1.0.1.bin", v101));
     await d.start();
     await until(() => status("e2e-http", "job-http") === "SUCCEEDED", 15_000, "SUCCEEDED");
     await d.settled();
     expect(d.version).toBe("1.0.1");
     expect(d.device.boot.info().state).toBe("valid");
     expect(jobs.execution("e2e-http", "job-http")?.statusDetails).toEqual({ reason: "accepted v1.0.1", updatedBy: "v1.0.0" });
-    const sent = jobs.updates.filter((u) => u.thing === "e2e-http").map((u) => u.payload);
+    const sent = updates("e2e-http").map((u) => u.payload);
     expect(sent.some((p) => p.includes('"self_test":"ready"') && p.includes('"updatedBy":"0x01000000"'))).toBe(true);
     expect(sent.some((p) => p.includes('"self_test":"active"'))).toBe(true);
     expect(sent.some((p) => p.includes('"receive"'))).toBe(true);
@@ -117,7 +121,7 @@ describe("AWS IoT Jobs, end to end", () => {
   it("an MQTT stream update", async () => {
     streams.addStream("e2e-mqtt", "AFR_OTA-1", [{ fileId: 0, data: v101 }]);
     const d = device("e2e-mqtt");
-    await jobs.addJob("e2e-mqtt", "job-mqtt", afr(["MQTT"], { filesize: v101.length, "sig-sha256-ecdsa": sign(v101) }, { streamname: "AFR_OTA-1" }));
+    await addJob("e2e-mqtt", "job-mqtt", afr(["MQTT"], { filesize: v101.length, "sig-sha256-ecdsa": sign(v101) }, { streamname: "AFR_OTA-1" }));
     await d.start();
     await until(() => status("e2e-mqtt", "job-mqtt") === "SUCCEEDED", 15_000, "SUCCEEDED");
     await d.settled();
@@ -126,18 +130,18 @@ describe("AWS IoT Jobs, end to end", () => {
 
   it("a self-test that fails: the image rolls back and the old firmware reports FAILED with the reason", async () => {
     const d = device("e2e-selftest", { selfTest: (version) => version !== "1.0.2" });
-    await jobs.addJob("e2e-selftest", "job-bad", httpDoc("/fw-1.0.2.bin", v102));
+    await addJob("e2e-selftest", "job-bad", httpDoc("/fw-1.0.2.bin", v102));
     await d.start();
     await until(() => status("e2e-selftest", "job-bad") === "FAILED", 15_000, "FAILED");
     await d.settled();
     expect(d.version).toBe("1.0.0");
     expect(reason("e2e-selftest", "job-bad")).toMatch(/self-test/);
-    expect(jobs.updates.filter((u) => u.thing === "e2e-selftest").some((u) => u.payload.includes("SUCCEEDED"))).toBe(false);
+    expect(updates("e2e-selftest").some((u) => u.payload.includes("SUCCEEDED"))).toBe(false);
   });
 
   it("a power cut mid-download, then the same job resumes from the bytes in flash", async () => {
     const d = device("e2e-cut");
-    await jobs.addJob("e2e-cut", "job-cut", httpDoc("/slow/fw-1.0.1.bin", v101));
+    await addJob("e2e-cut", "job-cut", httpDoc("/slow/fw-1.0.1.bin", v101));
     served = new Map();
     ranges = [];
     await d.start();
@@ -154,12 +158,12 @@ describe("AWS IoT Jobs, end to end", () => {
 
   it("a new job mid-download replaces the old one, which is never selected", async () => {
     const d = device("e2e-switch");
-    await jobs.addJob("e2e-switch", "job-old", httpDoc("/slow/fw-1.0.2.bin", v102));
+    await addJob("e2e-switch", "job-old", httpDoc("/slow/fw-1.0.2.bin", v102));
     served = new Map();
     await d.start();
     await until(() => (served.get("/slow/fw-1.0.2.bin") ?? 0) >= 8_000, 10_000, "some bytes");
-    await jobs.cancelJob("e2e-switch", "job-old");
-    await jobs.addJob("e2e-switch", "job-new", httpDoc("/fw-1.0.1.bin", v101));
+    await jobs.cancelJob("job-old", { force: true });
+    await addJob("e2e-switch", "job-new", httpDoc("/fw-1.0.1.bin", v101));
     await until(() => status("e2e-switch", "job-new") === "SUCCEEDED", 15_000, "SUCCEEDED");
     await d.settled();
     expect(d.version).toBe("1.0.1");
@@ -183,7 +187,7 @@ describe("AWS IoT Jobs, end to end", () => {
       ["same-version", httpDoc("/fw-1.0.0.bin", v100), /already running/],
       ["wrong-signature", afr(["HTTP"], { ...good, "sig-sha256-ecdsa": sign(v102) }), /signature/],
     ];
-    for (const [id, doc] of bad) await jobs.addJob(thing, id, doc);
+    for (const [id, doc] of bad) await addJob(thing, id, doc);
     const before = Buffer.from(d.device.otadata());
     await d.start();
     for (const [id, , why] of bad) {
@@ -192,7 +196,7 @@ describe("AWS IoT Jobs, end to end", () => {
     }
     expect(d.version).toBe("1.0.0");
     expect(Buffer.from(d.device.otadata()).equals(before)).toBe(true);
-    await jobs.addJob(thing, "good-after", httpDoc("/fw-1.0.1.bin", v101));
+    await addJob(thing, "good-after", httpDoc("/fw-1.0.1.bin", v101));
     await until(() => status(thing, "good-after") === "SUCCEEDED", 15_000, "the good job");
     await d.settled();
     expect(d.version).toBe("1.0.1");
@@ -201,39 +205,56 @@ describe("AWS IoT Jobs, end to end", () => {
 
 describe("EnOS OTA, end to end", () => {
   const md5 = (b: Uint8Array) => createHash("md5").update(b).digest("hex");
+  const informed = (dk: string, version?: string) => (enos.device("pk1", dk)?.informs ?? []).some((i) => version === undefined || i.version === version);
+  const stepSent = (dk: string, step: string) => (enos.device("pk1", dk)?.progress ?? []).some((p) => String(p.rawStep) === step);
+  /** Offers `file` as firmware `version` of pk1; the file server serves `served` (default the same bytes) at its fileUrl. */
+  const offer = (version: string, file: Uint8Array, fileName: string, served: Uint8Array = file) => {
+    const fw = enos.addFirmware("pk1", { version, file, fileName });
+    files.set(fw.fileUrl, served);
+    return fw;
+  };
 
   it("an upgrade push: reply 200, progress, reboot, inform of the new version", async () => {
+    enos.setGetVersionAnswer("pk1", "dk1", []);
     const d = device("enos-1", { cloud: { kind: "enos", productKey: "pk1", deviceKey: "dk1", fileBase: origin }, config: { allowUnsigned: true } });
     await d.start();
-    await until(() => enos.informs.some((i) => i.deviceKey === "dk1" && i.version === "1.0.0"), 5000, "inform 1.0.0");
-    const reply = await enos.pushUpgrade("pk1", "dk1", { version: "1.0.1", sign: md5(v101), signMethod: "md5", fileUrl: "/fw-1.0.1.bin", fileSize: v101.length });
+    await until(() => informed("dk1", "1.0.0"), 5000, "inform 1.0.0");
+    expect(offer("1.0.1", v101, "fw-1.0.1.bin")).toMatchObject({ version: "1.0.1", sign: md5(v101), signMethod: "md5", fileSize: v101.length });
+    const reply = await enos.pushUpgrade("pk1", "dk1", "1.0.1");
     expect(reply.code).toBe(200);
-    await until(() => enos.informs.some((i) => i.deviceKey === "dk1" && i.version === "1.0.1"), 15_000, "inform 1.0.1");
+    await until(() => informed("dk1", "1.0.1"), 15_000, "inform 1.0.1");
     await d.settled();
     expect(d.version).toBe("1.0.1");
-    expect(enos.progress.some((p) => p.deviceKey === "dk1" && String(p.step) === "100")).toBe(true);
+    expect(stepSent("dk1", "100")).toBe(true);
   });
 
   it("asks getversion for available versions and installs the newest one above its own", async () => {
-    enos.setVersions("pk1", "dk3", [
+    // An unsorted list with an older entry (as a cloud may send it), so the device must choose.
+    enos.setGetVersionAnswer("pk1", "dk3", [
       { version: "0.9.0", sign: md5(v100), signMethod: "md5", fileUrl: "/fw-1.0.0.bin", fileSize: v100.length },
       { version: "1.0.2", sign: md5(v102), signMethod: "md5", fileUrl: "/fw-1.0.2.bin", fileSize: v102.length },
       { version: "1.0.1", sign: md5(v101), signMethod: "md5", fileUrl: "/fw-1.0.1.bin", fileSize: v101.length },
     ]);
     const d = device("enos-3", { cloud: { kind: "enos", productKey: "pk1", deviceKey: "dk3", fileBase: origin }, config: { allowUnsigned: true } });
     await d.start();
-    await until(() => enos.informs.some((i) => i.deviceKey === "dk3" && i.version === "1.0.2"), 15_000, "inform 1.0.2");
+    await until(() => informed("dk3", "1.0.2"), 15_000, "inform 1.0.2");
     await d.settled();
     expect(d.version).toBe("1.0.2");
-    expect(enos.getVersionRequests.some((r) => r.deviceKey === "dk3")).toBe(true);
+    expect(enos.device("pk1", "dk3")?.getVersionRequests ?? 0).toBeGreaterThan(0);
   });
 
   it("a wrong sign is a verification failure (-3); the firmware stays", async () => {
+    enos.setGetVersionAnswer("pk1", "dk2", []);
     const d = device("enos-2", { cloud: { kind: "enos", productKey: "pk1", deviceKey: "dk2", fileBase: origin }, config: { allowUnsigned: true } });
     await d.start();
-    await until(() => enos.informs.some((i) => i.deviceKey === "dk2"), 5000, "inform");
-    await enos.pushUpgrade("pk1", "dk2", { version: "1.0.1", sign: md5(v102), signMethod: "md5", fileUrl: "/fw-1.0.1.bin", fileSize: v101.length });
-    await until(() => enos.progress.some((p) => p.deviceKey === "dk2" && String(p.step) === "-3"), 15_000, "step -3");
+    await until(() => informed("dk2"), 5000, "inform");
+    // The cloud signs other bytes of the same size than the file server serves.
+    const other = Uint8Array.from(v101, (b) => b ^ 0xff);
+    const fw = offer("1.0.1", other, "wrong-sign-1.0.1.bin", v101);
+    expect(fw.sign).not.toBe(md5(v101));
+    expect(fw.fileSize).toBe(v101.length);
+    await enos.pushUpgrade("pk1", "dk2", "1.0.1");
+    await until(() => stepSent("dk2", "-3"), 15_000, "step -3");
     expect(d.version).toBe("1.0.0");
   });
 });

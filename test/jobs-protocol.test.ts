@@ -1,6 +1,6 @@
 /**
  * AWS IoT Jobs and EnOS OTA on the device side: exact message shapes, AWS's statusDetails limits,
- * parsers that never throw, and both clients end to end over aedes against the test responders.
+ * parsers that never throw, and both clients end to end over aedes against the local cloud services (cloud/aws-jobs.ts, cloud/enos.ts).
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
@@ -38,8 +38,8 @@ import { NodeMqtt } from "../hosts/sim/mqtt.ts";
 import { NodeClock } from "../hosts/sim/clock.ts";
 import { ManualClock } from "./contract/manual-clock.ts";
 import { startBroker, type TestBroker } from "./support/broker.ts";
-import { AwsJobsResponder } from "./support/aws-jobs-responder.ts";
-import { EnosResponder } from "./support/enos-responder.ts";
+import { AwsJobsService } from "../cloud/aws-jobs.ts";
+import { EnosService } from "../cloud/enos.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
 
@@ -366,8 +366,8 @@ describe("EnOS OTA messages", () => {
 
 describe("over MQTT (aedes)", () => {
   let broker: TestBroker;
-  let jobs: AwsJobsResponder;
-  let enos: EnosResponder;
+  let jobs: AwsJobsService;
+  let enos: EnosService;
   let device: NodeMqtt;
   let raw: NodeMqtt;
   let client: AwsJobsClient;
@@ -378,12 +378,18 @@ describe("over MQTT (aedes)", () => {
   const notices: JobNotice[] = [];
   const upgrades: { payload: Uint8Array; id: EnosId }[] = [];
   const rawMessages: { topic: string; text: string }[] = [];
+  /** Queues one job for one thing. */
+  const addJob = (thing: string, jobId: string, document: Record<string, unknown>, options: { queuedAt?: number } = {}) =>
+    jobs.createJob({ jobId, document, targets: [thing], ...options });
+  const updates = () => jobs.log.filter((e) => e.operation === "update");
+  const informs = () => enos.device("pk1", "dk1")?.informs ?? [];
+  const progress = () => enos.device("pk1", "dk1")?.progress ?? [];
 
   beforeAll(async () => {
     broker = await startBroker();
-    jobs = new AwsJobsResponder(broker.aedes);
+    jobs = new AwsJobsService(broker.aedes);
     await jobs.start();
-    enos = new EnosResponder(broker.aedes);
+    enos = new EnosService(broker.aedes);
     await enos.start();
     device = await NodeMqtt.connect(broker.url, { clientId: "jobs-device" });
     raw = await NodeMqtt.connect(broker.url, { clientId: "jobs-raw" });
@@ -423,7 +429,7 @@ describe("over MQTT (aedes)", () => {
 
   it("a new job comes by notify-next, then as the next job with its document", async () => {
     const before = notices.length;
-    await jobs.addJob("dev-1", "job-1", { afr_ota: { streamname: "s1" } });
+    await addJob("dev-1", "job-1", { afr_ota: { streamname: "s1" } });
     const notice = await waitFor(() => notices.slice(before).find((n) => n.source === "notify-next"), "notify-next");
     expect(notice.execution).toMatchObject({ jobId: "job-1", status: "QUEUED", versionNumber: 1, executionNumber: 1, jobDocument: { afr_ota: { streamname: "s1" } } });
     expect(notice.problem).toBeUndefined();
@@ -442,7 +448,7 @@ describe("over MQTT (aedes)", () => {
     // Without statusDetails they stay; without includeJobExecutionState no state comes back.
     expect(await client.update("job-1", "IN_PROGRESS", undefined, { qos: 0 })).toEqual({ accepted: true });
     expect(jobs.execution("dev-1", "job-1")?.statusDetails).toEqual({ self_test: "ready", updatedBy: "0x01000000" });
-    const last = jobs.updates.at(-1);
+    const last = updates().at(-1);
     expect(last?.payload).toMatch(/^\{"status":"IN_PROGRESS","clientToken":"xs-ota-[0-9a-z]+-\d+"\}$/);
   });
 
@@ -457,7 +463,7 @@ describe("over MQTT (aedes)", () => {
   });
 
   it("after SUCCEEDED the job is gone from notify-next and further updates are InvalidStateTransition", async () => {
-    await jobs.addJob("dev-1", "job-2", { n: 2 });
+    await addJob("dev-1", "job-2", { n: 2 });
     await jobs.idle();
     const before = notices.length;
     const done = await client.update("job-1", "SUCCEEDED", acceptedDetails("1.1.0", "1.0.0"), { includeJobExecutionState: true });
@@ -475,12 +481,15 @@ describe("over MQTT (aedes)", () => {
   });
 
   it("IN_PROGRESS executions come before older QUEUED ones", async () => {
-    await jobs.addJob("dev-2", "old", {}, { queuedAt: 100 });
-    await jobs.addJob("dev-2", "newer", {}, { queuedAt: 200, status: "IN_PROGRESS" });
+    await addJob("dev-2", "old", {}, { queuedAt: 100 });
+    await addJob("dev-2", "newer", {}, { queuedAt: 200 });
+    // The device of dev-2 starts "newer" (the service's own way to an IN_PROGRESS execution).
+    await raw.publish("$aws/things/dev-2/jobs/newer/update", '{"status":"IN_PROGRESS"}', 1);
+    await waitFor(() => (jobs.execution("dev-2", "newer")?.status === "IN_PROGRESS" ? true : undefined), "newer IN_PROGRESS");
     expect(jobs.next("dev-2")?.jobId).toBe("newer");
-    await jobs.addJob("dev-2", "oldest", {}, { queuedAt: 50 });
+    await addJob("dev-2", "oldest", {}, { queuedAt: 50 });
     expect(jobs.next("dev-2")?.jobId).toBe("newer");
-    await jobs.cancelJob("dev-2", "newer");
+    await jobs.cancelJob("newer", { force: true });
     expect(jobs.next("dev-2")?.jobId).toBe("oldest");
   });
 
@@ -494,7 +503,7 @@ describe("over MQTT (aedes)", () => {
   });
 
   it("answers malformed requests with AWS's errors and keeps working", async () => {
-    await jobs.addJob("raw-1", "r1", { x: 1 });
+    await addJob("raw-1", "r1", { x: 1 });
     const answer = async (topic: string, payload: string | Uint8Array, on: string) => {
       const from = rawMessages.length;
       await raw.publish(topic, payload, 1);
@@ -525,8 +534,8 @@ describe("over MQTT (aedes)", () => {
   });
 
   it("an unanswered update resolves as Timeout when the clock says so", async () => {
-    await jobs.addJob("dev-slow", "s1", {});
-    jobs.drop = (r) => r.thing === "dev-slow";
+    await addJob("dev-slow", "s1", {});
+    jobs.onRequest = (r) => ({ drop: r.thing === "dev-slow" });
     try {
       const logged = jobs.log.length;
       const result = slow.update("s1", "IN_PROGRESS");
@@ -542,7 +551,7 @@ describe("over MQTT (aedes)", () => {
       slowClock.fireNext();
       expect(await next).toMatchObject({ ok: false, code: "Timeout" });
     } finally {
-      jobs.drop = () => false;
+      jobs.onRequest = undefined;
     }
     // Answered again once the service is back; the timer of an answered request is cleared.
     const r = await slow.update("s1", "IN_PROGRESS");
@@ -569,14 +578,15 @@ describe("over MQTT (aedes)", () => {
     await enosClient.progress(50, "downloading");
     await enosClient.progress(ENOS_STEP.downloadFailed, "connection reset");
     await enos.idle();
-    await waitFor(() => enos.progress.length >= 3 || undefined, "progress");
-    expect(enos.informs).toEqual([{ productKey: "pk1", deviceKey: "dk1", id: expect.stringMatching(/^\d+$/), method: "ota.device.inform", version: "1.0.0" }]);
-    expect(enos.progress.map((p) => [p.step, p.desc, p.method])).toEqual([
+    await waitFor(() => progress().length >= 3 || undefined, "progress");
+    expect(enos.devices.map((d) => [d.productKey, d.deviceKey])).toEqual([["pk1", "dk1"]]);
+    expect(informs()).toEqual([{ id: expect.stringMatching(/^\d+$/), method: "ota.device.inform", version: "1.0.0" }]);
+    expect(progress().map((p) => [p.rawStep, p.desc, p.method])).toEqual([
       ["0", "start", "ota.device.progress"],
       ["50", "downloading", "ota.device.progress"],
       ["-2", "connection reset", "ota.device.progress"],
     ]);
-    const ids = [...enos.informs, ...enos.progress].map((m) => Number(m.id));
+    const ids = [...informs(), ...progress()].map((m) => Number(m.id));
     expect(new Set(ids).size).toBe(4);
     // The cloud's replies are consumed.
     await waitFor(() => (enosClient.lastReply?.operation === "progress" ? true : undefined), "progress_reply");
@@ -585,34 +595,36 @@ describe("over MQTT (aedes)", () => {
 
   it("EnOS: getversion resolves with the cloud's list, or fails clearly", async () => {
     const list = [{ version: "v1.1", sign: "0123", signMethod: "md5", fileUrl: "/f/1", fileSize: 1024 }];
-    enos.setVersions("pk1", "dk1", list);
+    enos.setGetVersionAnswer("pk1", "dk1", list);
     expect(await enosClient.getVersions()).toEqual(list);
-    expect(enos.getVersionRequests.at(-1)?.method).toBe("ota.device.getversion");
+    expect(enos.device("pk1", "dk1")?.getVersionLog.at(-1)?.method).toBe("ota.device.getversion");
     expect(enosClock.pending).toBe(0);
-    enos.setVersions("pk1", "dk1", { code: 404, message: "no firmware" });
+    enos.setGetVersionAnswer("pk1", "dk1", { code: 404, message: "no firmware" });
     await expect(enosClient.getVersions()).rejects.toSatisfy((e) => isOtaError(e, "http-status") && /404: no firmware/.test((e as Error).message));
-    enos.dropGetVersion = true;
+    enos.setGetVersionAnswer("pk1", "dk1", "silent");
     try {
+      const requests = () => enos.device("pk1", "dk1")?.getVersionRequests ?? 0;
+      const before = requests();
       const pending = enosClient.getVersions();
-      const requests = enos.getVersionRequests.length;
-      await waitFor(() => enos.getVersionRequests.length > requests || undefined, "getversion request");
+      await waitFor(() => requests() > before || undefined, "getversion request");
       expect(enosClock.fireNext()).toBe(true);
       await expect(pending).rejects.toSatisfy((e) => isOtaError(e, "timeout"));
     } finally {
-      enos.dropGetVersion = false;
+      enos.setGetVersionAnswer("pk1", "dk1", undefined);
     }
   });
 
   it("EnOS: an upgrade push reaches onUpgrade with its id, and the reply reaches the cloud", async () => {
-    const params = { version: "v2.0", sign: "d41d8cd98f00b204e9800998ecf8427e", signMethod: "md5", fileUrl: "/1b30/ota/fw", fileSize: 4096 };
-    const replied = enos.pushUpgrade("pk1", "dk1", params, { id: "777" });
+    const params = enos.addFirmware("pk1", { version: "v2.0", file: new Uint8Array(4096).fill(7), fileName: "fw" });
+    expect(params).toEqual({ version: "v2.0", sign: expect.stringMatching(/^[0-9a-f]{32}$/), signMethod: "md5", fileUrl: "/pk1/ota/fw", fileSize: 4096 });
+    const replied = enos.pushUpgrade("pk1", "dk1", "v2.0", { id: "777" });
     const push = await waitFor(() => upgrades.at(-1), "upgrade push");
     expect(push.id).toBe("777");
     expect(JSON.parse(new TextDecoder().decode(push.payload))).toEqual({ id: "777", version: "1.0", method: "ota.device.upgrade", params });
     await enosClient.reply(push.id, 200);
     expect(await replied).toEqual({ id: "777", code: 200, data: {} });
     // A numeric id is echoed as a number.
-    const second = enos.pushUpgrade("pk1", "dk1", params, { id: 42 });
+    const second = enos.pushUpgrade("pk1", "dk1", "v2.0", { id: 42 });
     const p2 = await waitFor(() => (upgrades.at(-1)?.id === 42 ? upgrades.at(-1) : undefined), "second push");
     await enosClient.reply(p2.id, 500, "not enough space");
     expect(await second).toEqual({ id: 42, code: 500, data: {}, message: "not enough space" });
