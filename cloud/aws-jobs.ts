@@ -66,7 +66,8 @@
  */
 import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from "node:fs";
 import { join } from "node:path";
-import type { BrokerPacket, BrokerPublish, StreamBroker } from "./aws-streams.ts";
+import type { BrokerPublish, StreamBroker } from "./aws-streams.ts";
+import { BrokerListener } from "./broker-listener.ts";
 
 export type ExecutionStatus = "QUEUED" | "IN_PROGRESS" | "SUCCEEDED" | "FAILED" | "REJECTED" | "TIMED_OUT" | "REMOVED" | "CANCELED";
 export type JobState = "IN_PROGRESS" | "CANCELED" | "COMPLETED";
@@ -206,24 +207,17 @@ export class AwsJobsService {
   /** The first pending job ID per thing, as last announced (undefined: none). */
   readonly #announced = new Map<string, string | undefined>();
   #sequence = 0;
-  #queue: Promise<void> = Promise.resolve();
-  #started = false;
+  readonly #listener: BrokerListener;
   /** Every device request received, in order. */
   readonly log: JobsLogEntry[] = [];
-  /** The last failure while answering (a publish the broker refused, a failed write). */
-  lastError: unknown;
   /** Called for each device request before it is answered; may make the service stay silent. */
   onRequest: ((request: JobsRequestInfo) => JobsAction | undefined | void) | undefined;
 
-  readonly #deliver = (packet: BrokerPacket, done: () => void): void => {
-    const payload = typeof packet.payload === "string" ? Buffer.from(packet.payload, "utf8") : Buffer.from(packet.payload);
-    const topic = packet.topic;
-    this.#enqueue(() => this.#handle(topic, payload)).catch(() => undefined);
-    done();
-  };
-
   constructor(broker: StreamBroker, options: AwsJobsServiceOptions = {}) {
     this.#broker = broker;
+    this.#listener = new BrokerListener(broker, [AwsJobsService.GET_FILTER, AwsJobsService.UPDATE_FILTER, AwsJobsService.START_NEXT_FILTER], (topic, payload) =>
+      this.#handle(topic, payload),
+    );
     this.#qos = options.qos ?? 1;
     this.#now = options.now ?? (() => Math.floor(Date.now() / 1000));
     this.#presign = options.presign;
@@ -234,31 +228,23 @@ export class AwsJobsService {
     }
   }
 
-  async start(): Promise<void> {
-    if (this.#started) return;
-    this.#started = true;
-    for (const filter of [AwsJobsService.GET_FILTER, AwsJobsService.UPDATE_FILTER, AwsJobsService.START_NEXT_FILTER]) {
-      await new Promise<void>((resolve) => this.#broker.subscribe(filter, this.#deliver, resolve));
-    }
+  start(): Promise<void> {
+    return this.#listener.start();
   }
 
   /** Stops listening and waits until every request received so far has been answered. */
-  async stop(): Promise<void> {
-    if (!this.#started) return;
-    this.#started = false;
-    for (const filter of [AwsJobsService.GET_FILTER, AwsJobsService.UPDATE_FILTER, AwsJobsService.START_NEXT_FILTER]) {
-      await new Promise<void>((resolve) => this.#broker.unsubscribe(filter, this.#deliver, resolve));
-    }
-    await this.idle();
+  stop(): Promise<void> {
+    return this.#listener.stop();
   }
 
   /** Resolves when every request received (and every notification started) so far is done. */
-  async idle(): Promise<void> {
-    let seen: Promise<void>;
-    do {
-      seen = this.#queue;
-      await seen;
-    } while (seen !== this.#queue);
+  idle(): Promise<void> {
+    return this.#listener.idle();
+  }
+
+  /** The last failure while answering (a publish the broker refused, a failed write). */
+  get lastError(): unknown {
+    return this.#listener.lastError;
   }
 
   // ---- control plane ----
@@ -427,11 +413,7 @@ export class AwsJobsService {
   // ---- device API ----
 
   #enqueue(work: () => Promise<void>): Promise<void> {
-    const run = this.#queue.then(work);
-    this.#queue = run.catch((e: unknown) => {
-      this.lastError = e;
-    });
-    return run;
+    return this.#listener.enqueue(work);
   }
 
   async #announce(thing: string): Promise<void> {

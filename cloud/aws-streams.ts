@@ -106,6 +106,7 @@
  */
 import { decode, encode } from "cborg";
 import { OtaError } from "../modules/errors.ts";
+import { BrokerListener } from "./broker-listener.ts";
 
 export type StreamErrorCode =
   | "InvalidTopic"
@@ -452,22 +453,8 @@ export class AwsStreamService {
   readonly #options: AwsStreamServiceOptions;
   readonly #streams = new Map<string, Stream>();
   #counters = emptyCounters();
-  #queue: Promise<void> = Promise.resolve();
-  #started = false;
   #requestIndex = 0;
-  /** The last failure while answering (a broker that refused a publish, a mutate that threw). */
-  lastError: unknown;
-
-  readonly #deliver = (packet: BrokerPacket, done: () => void): void => {
-    const payload = typeof packet.payload === "string" ? new Uint8Array(Buffer.from(packet.payload, "utf8")) : new Uint8Array(packet.payload);
-    const topic = packet.topic;
-    this.#queue = this.#queue
-      .then(() => this.#handle(topic, payload))
-      .catch((e: unknown) => {
-        this.lastError = e;
-      });
-    done();
-  };
+  readonly #listener: BrokerListener;
 
   constructor(broker: StreamBroker, options: AwsStreamServiceOptions = {}) {
     if (options.maxBlocksPerRequest !== undefined && !(Number.isInteger(options.maxBlocksPerRequest) && options.maxBlocksPerRequest > 0)) {
@@ -475,32 +462,28 @@ export class AwsStreamService {
     }
     this.#broker = broker;
     this.#options = options;
+    // A plain Uint8Array for the handlers: Buffer's slice() shares memory where Uint8Array's copies.
+    this.#listener = new BrokerListener(broker, [GET_FILTER, DESCRIBE_FILTER], (topic, payload) => this.#handle(topic, new Uint8Array(payload)));
+  }
+
+  /** The last failure while answering (a broker that refused a publish, a mutate that threw). */
+  get lastError(): unknown {
+    return this.#listener.lastError;
   }
 
   /** Subscribes to GetStream and DescribeStream requests of every thing and stream. */
-  async start(): Promise<void> {
-    if (this.#started) return;
-    this.#started = true;
-    await new Promise<void>((resolve) => this.#broker.subscribe(GET_FILTER, this.#deliver, resolve));
-    await new Promise<void>((resolve) => this.#broker.subscribe(DESCRIBE_FILTER, this.#deliver, resolve));
+  start(): Promise<void> {
+    return this.#listener.start();
   }
 
   /** Stops listening and waits until every request received so far has been answered. */
-  async stop(): Promise<void> {
-    if (!this.#started) return;
-    this.#started = false;
-    await new Promise<void>((resolve) => this.#broker.unsubscribe(GET_FILTER, this.#deliver, resolve));
-    await new Promise<void>((resolve) => this.#broker.unsubscribe(DESCRIBE_FILTER, this.#deliver, resolve));
-    await this.idle();
+  stop(): Promise<void> {
+    return this.#listener.stop();
   }
 
   /** Resolves when every request received so far has been answered. */
-  async idle(): Promise<void> {
-    let seen: Promise<void>;
-    do {
-      seen = this.#queue;
-      await seen;
-    } while (seen !== this.#queue);
+  idle(): Promise<void> {
+    return this.#listener.idle();
   }
 
   /**

@@ -45,7 +45,8 @@ import type { AddressInfo } from "node:net";
 import { OtaError } from "../modules/errors.ts";
 import { enosTopics } from "../modules/jobs/enos.ts";
 import { compareVersions, parseVersion, type Version } from "../modules/verify/version.ts";
-import type { BrokerPacket, BrokerPublish, StreamBroker } from "./aws-streams.ts";
+import type { BrokerPublish, StreamBroker } from "./aws-streams.ts";
+import { BrokerListener } from "./broker-listener.ts";
 
 export type EnosSignMethod = "md5" | "sha256";
 
@@ -160,43 +161,29 @@ export class EnosService {
   readonly #waiting = new Map<string, { resolve: (reply: EnosUpgradeReply) => void; timer: NodeJS.Timeout }>();
   readonly #servers = new Set<Server>();
   readonly #answers = new Map<string, EnosGetVersionAnswer>();
-  #queue: Promise<void> = Promise.resolve();
-  #started = false;
   #nextId = 1;
   readonly malformed: EnosMalformed[] = [];
   readonly fileRequests: EnosFileRequest[] = [];
-  /** The last failure while answering (e.g. a publish the broker refused). */
-  lastError: unknown;
-
-  readonly #deliver = (packet: BrokerPacket, done: () => void): void => {
-    const payload = typeof packet.payload === "string" ? packet.payload : Buffer.from(packet.payload).toString("utf8");
-    const topic = packet.topic;
-    this.#queue = this.#queue
-      .then(() => this.#handle(topic, payload))
-      .catch((e: unknown) => {
-        this.lastError = e;
-      });
-    done();
-  };
+  readonly #listener: BrokerListener;
 
   constructor(broker: StreamBroker, options: EnosServiceOptions = {}) {
     this.#broker = broker;
+    this.#listener = new BrokerListener(broker, FILTERS, (topic, payload) => this.#handle(topic, payload.toString("utf8")));
     this.#qos = options.qos ?? 1;
   }
 
-  async start(): Promise<void> {
-    if (this.#started) return;
-    this.#started = true;
-    for (const f of FILTERS) await new Promise<void>((resolve) => this.#broker.subscribe(f, this.#deliver, resolve));
+  start(): Promise<void> {
+    return this.#listener.start();
+  }
+
+  /** The last failure while answering (e.g. a publish the broker refused). */
+  get lastError(): unknown {
+    return this.#listener.lastError;
   }
 
   /** Stops listening, answers what was received, drops pending pushes and closes file endpoints. */
   async stop(): Promise<void> {
-    if (this.#started) {
-      this.#started = false;
-      for (const f of FILTERS) await new Promise<void>((resolve) => this.#broker.unsubscribe(f, this.#deliver, resolve));
-      await this.idle();
-    }
+    await this.#listener.stop();
     for (const w of this.#waiting.values()) clearTimeout(w.timer);
     this.#waiting.clear();
     await Promise.all([...this.#servers].map((s) => closeServer(s)));
@@ -204,12 +191,8 @@ export class EnosService {
   }
 
   /** Resolves when every message received so far has been handled. */
-  async idle(): Promise<void> {
-    let seen: Promise<void>;
-    do {
-      seen = this.#queue;
-      await seen;
-    } while (seen !== this.#queue);
+  idle(): Promise<void> {
+    return this.#listener.idle();
   }
 
   /** Offers firmware to every device of `productKey` (replacing an entry of the same version). */
