@@ -68,10 +68,11 @@
  *   half-read job.
  */
 import { OtaError } from "../errors.ts";
-import { utf8Decode, utf8Length } from "../codec/utf8.ts";
+import { utf8Length } from "../codec/utf8.ts";
 import type { Clock, TimerId } from "../ports/clock.ts";
 import type { Mqtt, QoS } from "../ports/mqtt.ts";
 import { requestSettings } from "./client-options.ts";
+import { readJsonObject } from "./json-object.ts";
 
 export type JobStatus = "QUEUED" | "IN_PROGRESS" | "SUCCEEDED" | "FAILED" | "REJECTED" | "TIMED_OUT" | "REMOVED" | "CANCELED";
 
@@ -486,23 +487,9 @@ function readError(o: Record<string, unknown>): { code: string; message: string 
 
 /** Reads the JSON object of a response; a Bad for bytes that are not UTF-8 JSON of an object. */
 function readObject(payload: Uint8Array | string): Record<string, unknown> {
-  let text: string;
-  if (typeof payload === "string") text = payload;
-  else {
-    try {
-      text = utf8Decode(payload);
-    } catch (e) {
-      throw new Bad(e instanceof Error ? e.message : "payload is not UTF-8");
-    }
-  }
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    throw new Bad("payload is not JSON");
-  }
-  if (!isPlainObject(value)) throw new Bad("payload is not a JSON object");
-  return value;
+  const o = readJsonObject(payload);
+  if (typeof o === "string") throw new Bad(o);
+  return o;
 }
 
 /**

@@ -48,10 +48,10 @@
  * - The upgrade reply's data is {} (the documented example), with `message` only when given.
  */
 import { OtaError } from "../errors.ts";
-import { utf8Decode } from "../codec/utf8.ts";
 import type { Clock, TimerId } from "../ports/clock.ts";
 import type { Mqtt, QoS } from "../ports/mqtt.ts";
 import { requestSettings } from "./client-options.ts";
+import { readJsonObject } from "./json-object.ts";
 
 export type EnosId = string | number;
 
@@ -193,25 +193,6 @@ const REPLIES: Record<string, EnosOperation> = {
   upgrade_reply: "upgrade",
 };
 
-function readObject(payload: Uint8Array | string): Record<string, unknown> | string {
-  let text: string;
-  if (typeof payload === "string") text = payload;
-  else {
-    try {
-      text = utf8Decode(payload);
-    } catch (e) {
-      return e instanceof Error ? e.message : "payload is not UTF-8";
-    }
-  }
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    return "payload is not JSON";
-  }
-  if (typeof value !== "object" || value === null || Array.isArray(value)) return "payload is not a JSON object";
-  return value as Record<string, unknown>;
-}
 
 /**
  * Classifies a message on an EnOS OTA topic: an upgrade push (envelope only) or a reply to one
@@ -229,7 +210,7 @@ export function parseEnosMessage(topic: string, payload: Uint8Array | string): E
   if (!KEY.test(productKey) || !KEY.test(deviceKey)) return { kind: "unknown", reason: `bad product or device key in ${topic}` };
   const name = levels[6];
   if (name !== "upgrade" && REPLIES[name] === undefined) return { kind: "unknown", reason: `not a message for the device: ${topic}` };
-  const o = readObject(payload);
+  const o = readJsonObject(payload);
   if (typeof o === "string") return { kind: "unknown", reason: o };
   const id = o["id"];
   if (name === "upgrade") {
