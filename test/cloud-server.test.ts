@@ -9,11 +9,12 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { get } from "node:https";
-import { main, type Io } from "../cli/main.ts";
+import type { Io } from "../cli/main.ts";
 import { cloudCommand } from "../cli/cloud.ts";
 import { startCloud, SIGNER_LABEL, type Cloud } from "../cloud/server.ts";
 import { appImage } from "./contract/boot-fixture.ts";
 import { SimDevice, until } from "./support/sim-device.ts";
+import { runCli } from "./support/cli.ts";
 
 const root = mkdtempSync(join(tmpdir(), "xs-ota-cloud-server-"));
 const dataDir = join(root, "data");
@@ -25,11 +26,7 @@ let cloud: Cloud | undefined;
 const devices: SimDevice[] = [];
 
 async function run(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const io: Io = { out: (l) => out.push(l), err: (l) => err.push(l) };
-  const code = await main(args, io);
-  return { code, out: out.join("\n"), err: err.join("\n") };
+  return runCli(args);
 }
 
 const start = () => startCloud({ dataDir, mqttPort: 0, httpsPort: 0, httpPort: 0, controlPort: 0 });

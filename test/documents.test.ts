@@ -11,7 +11,8 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { contract } from "./contract/vitest.ts";
 import documents from "./contract/documents.contract.ts";
-import { main, type Io } from "../cli/main.ts";
+import { main } from "../cli/main.ts";
+import { runCliLines } from "./support/cli.ts";
 
 contract(documents, new URL("./contract/documents.contract.ts", import.meta.url));
 
@@ -20,11 +21,7 @@ const fixtures = join(root, "test/fixtures/aws-ota-jobs");
 const dir = mkdtempSync(join(tmpdir(), "xs-ota-job-"));
 
 async function run(...args: string[]): Promise<{ code: number; out: string[]; err: string[] }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const io: Io = { out: (l) => out.push(l), err: (l) => err.push(l) };
-  const code = await main(["job", ...args], io);
-  return { code, out, err };
+  return runCliLines(["job", ...args]);
 }
 
 function write(name: string, content: string): string {

@@ -7,13 +7,13 @@ import { createHash } from "node:crypto";
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { main, type Io } from "../cli/main.ts";
 import { downloadRange } from "../modules/transfer/http-download.ts";
 import { NodeHttp } from "../hosts/sim/http.ts";
 import { NodeClock } from "../hosts/sim/clock.ts";
 import { pattern } from "./contract/pattern.ts";
 import { startHostileServer, type HostileServer } from "./support/hostile-http.ts";
 import { hasNginx, startNginx, type NginxServer } from "./support/nginx.ts";
+import { runCli } from "./support/cli.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "xs-ota-fetch-"));
 const FILE = pattern(1_000_003, 5);
@@ -32,11 +32,7 @@ afterAll(async () => {
 });
 
 async function fetch(...args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const io: Io = { out: (l) => out.push(l), err: (l) => err.push(l) };
-  const code = await main(["fetch", ...args], io);
-  return { code, out: out.join("\n"), err: err.join("\n") };
+  return runCli(["fetch", ...args]);
 }
 
 const saved = (path: string) => Buffer.from(readFileSync(path)).equals(Buffer.from(FILE));

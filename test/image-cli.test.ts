@@ -7,20 +7,16 @@ import { createHash } from "node:crypto";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { main, type Io } from "../cli/main.ts";
 import { parseImagePrefix, verifyImage } from "../modules/storage/esp-image.ts";
 import { NorFlash } from "../hosts/sim/nor-flash.ts";
 import { nobleDigests } from "../modules/verify/noble-digest.ts";
+import { runCli } from "./support/cli.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "xs-ota-image-"));
 const path = (name: string) => join(dir, name);
 
 async function run(...args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const io: Io = { out: (l) => out.push(l), err: (l) => err.push(l) };
-  const code = await main(args, io);
-  return { code, out: out.join("\n"), err: err.join("\n") };
+  return runCli(args);
 }
 
 const bundle = path("app.js");

@@ -11,8 +11,8 @@ import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { main, type Io } from "../cli/main.ts";
 import { seqCrc } from "../modules/storage/otadata.ts";
+import { runCliLines } from "./support/cli.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "xs-ota-otadata-"));
 const FF20 = "ff".repeat(20);
@@ -28,11 +28,7 @@ function otadata(entry0?: string, entry1?: string): string {
 }
 
 async function run(...args: string[]): Promise<{ code: number; out: string[]; err: string[] }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const io: Io = { out: (l) => out.push(l), err: (l) => err.push(l) };
-  const code = await main(["otadata", ...args], io);
-  return { code, out, err };
+  return runCliLines(["otadata", ...args]);
 }
 
 describe("xs-ota otadata decode", () => {

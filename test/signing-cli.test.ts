@@ -8,18 +8,14 @@ import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { main, type Io } from "../cli/main.ts";
+import { runCli } from "./support/cli.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "xs-ota-sign-"));
 const path = (name: string) => join(dir, name);
 const openssl = (...args: string[]) => execFileSync("openssl", args, { encoding: "buffer", stdio: ["ignore", "pipe", "pipe"] });
 
 async function run(...args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const io: Io = { out: (l) => out.push(l), err: (l) => err.push(l) };
-  const code = await main(args, io);
-  return { code, out: out.join("\n"), err: err.join("\n") };
+  return runCli(args);
 }
 
 const firmware = path("firmware.bin");
