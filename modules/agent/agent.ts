@@ -41,9 +41,10 @@ export type AgentState =
   | "awaiting-reboot"
   | "rebooting"
   | "self-testing"
+  | "reporting"
   | "custom-job";
 
-export const AGENT_STATES: readonly AgentState[] = ["booting", "connecting", "starting", "idle", "downloading", "refreshing", "awaiting-reboot", "rebooting", "self-testing", "custom-job"];
+export const AGENT_STATES: readonly AgentState[] = ["booting", "connecting", "starting", "idle", "downloading", "refreshing", "awaiting-reboot", "rebooting", "self-testing", "reporting", "custom-job"];
 
 export type AgentEvent =
   | { type: "boot" }
@@ -55,7 +56,8 @@ export type AgentEvent =
   | { type: "transfer-failed"; transfer: number; error: OtaError }
   | { type: "reboot-ready" }
   | { type: "self-test"; passed: boolean; reason: string }
-  | { type: "custom-done"; jobId: string; succeeded: boolean; reason?: string };
+  | { type: "custom-done"; jobId: string; succeeded: boolean; reason?: string }
+  | { type: "reported"; jobId: string; delivered: boolean };
 
 export interface AgentPorts {
   partitions: Partitions;
@@ -101,7 +103,7 @@ export const AGENT_TABLE: readonly Row[] = [
   row("booting", "boot", ["connecting"], (a) => a.onBoot()),
   row("rebooting", "boot", ["connecting"], (a) => a.onBoot()),
   row("connecting", "connected", ["starting"], (a) => a.startChannel()),
-  row("starting", "ready", ["idle", "self-testing", "rebooting"], (a) => a.onReady()),
+  row("starting", "ready", ["idle", "self-testing", "rebooting", "reporting"], (a) => a.onReady()),
   row("idle", "job", ["idle", "downloading", "custom-job"], (a, e) => a.onJob(e.result)),
   row("idle", "connected", ["starting"], (a) => a.startChannel()),
   row("downloading", "progress", ["downloading"], (a, e) => a.onProgress(e)),
@@ -112,8 +114,10 @@ export const AGENT_TABLE: readonly Row[] = [
   row("refreshing", "job", ["downloading", "idle", "custom-job"], (a, e) => a.onJobWhileDownloading(e.result)),
   row("refreshing", "connected", ["refreshing"], (a) => a.restartChannel(true)),
   row("awaiting-reboot", "reboot-ready", ["rebooting"], (a) => a.restart()),
-  row("self-testing", "self-test", ["idle", "rebooting"], (a, e) => a.onSelfTest(e)),
+  row("self-testing", "self-test", ["reporting", "rebooting"], (a, e) => a.onSelfTest(e)),
   row("self-testing", "connected", ["self-testing"], (a) => a.restartChannel()),
+  row("reporting", "reported", ["idle"], (a, e) => a.onReported(e)),
+  row("reporting", "connected", ["reporting"], (a) => a.restartChannel()),
   row("custom-job", "custom-done", ["idle"], (a, e) => a.onCustomDone(e)),
 ];
 
@@ -212,15 +216,10 @@ export class Agent {
   onReady(): AgentState {
     const r = this.#record;
     if (r?.phase === "rolled-back") {
-      this.#channel.failed({ jobId: r.plan.jobId, plan: r.plan }, r.failure ?? { stage: "boot", code: "rolled-back", reason: "rolled back" });
-      this.#forget();
-      return this.#askNext();
+      this.#info(`job ${r.plan.jobId}: rolled back to ${this.#ports.system.version()}`);
+      return this.#report(r, this.#channel.failed({ jobId: r.plan.jobId, plan: r.plan }, r.failure ?? { stage: "boot", code: "rolled-back", reason: "rolled back" }));
     }
-    if (r?.phase === "confirmed") {
-      this.#channel.succeeded(r.plan, this.#ports.system.version(), r.previous);
-      this.#forget();
-      return this.#askNext();
-    }
+    if (r?.phase === "confirmed") return this.#report(r, this.#channel.succeeded(r.plan, this.#ports.system.version(), r.previous));
     if (r?.phase === "reboot") {
       const running = this.#ports.system.version();
       try {
@@ -282,6 +281,7 @@ export class Agent {
     if (e.transfer !== this.#transferId || !this.#record) return;
     if (e.received - this.#reported < this.config.progressInterval && e.received !== e.total) return;
     this.#reported = e.received;
+    this.#ports.system.log("debug", `job ${this.#record.plan.jobId}: ${e.received}/${e.total} bytes`);
     this.#channel.progress(this.#record.plan, e.received, e.total);
   }
 
@@ -312,6 +312,7 @@ export class Agent {
       );
       r.phase = "reboot";
       r.secureVersion = verified.desc.secureVersion;
+      this.#info(`job ${plan.jobId}: ${verified.desc.version} verified (${plan.signature ? `signature by ${plan.signature.keyLabel}` : "unsigned"}), ${r.slot} selected; restarting`);
       this.#saveRecord();
       clearTransferRecords(this.#ports.store);
       this.#channel.beforeReboot(plan, r.previous).then(() => this.dispatch({ type: "reboot-ready" }));
@@ -345,11 +346,20 @@ export class Agent {
     const r = this.#record!;
     if (!e.passed) return this.#rollBack({ stage: "self-test", code: "self-test", reason: e.reason });
     this.#ports.boot.confirm();
+    this.#info(`job ${r.plan.jobId}: self-test passed; ${this.#ports.system.version()} confirmed`);
     if (r.secureVersion !== undefined) this.#floor.raise(r.secureVersion);
     r.phase = "confirmed";
     this.#saveRecord();
-    this.#channel.succeeded(r.plan, this.#ports.system.version(), r.previous);
-    this.#forget();
+    return this.#report(r, this.#channel.succeeded(r.plan, this.#ports.system.version(), r.previous));
+  }
+
+  /** The outcome reached the cloud: the record goes. If not, it stays and the next connect reports again. */
+  onReported(e: On<"reported">): AgentState {
+    if (!e.delivered) {
+      this.#log(`job ${e.jobId}: the outcome was not delivered; it is reported again after the next connect`);
+      return "idle";
+    }
+    if (this.#record?.plan.jobId === e.jobId) this.#forget();
     return this.#askNext();
   }
 
@@ -377,6 +387,7 @@ export class Agent {
     const slot = this.#ports.boot.info().updateSlot;
     this.#record = { plan, phase: "download", slot, previous: running };
     this.#saveRecord();
+    this.#info(`job ${plan.jobId}: ${resuming ? "resuming" : "downloading"} ${plan.size} bytes over ${plan.protocol === "mqtt" ? "MQTT" : "HTTP"} into ${slot}`);
     this.#startTransfer(plan);
     return "downloading";
   }
@@ -417,13 +428,14 @@ export class Agent {
     Promise.resolve()
       .then(() => this.#app.selfTest())
       .then(
-        (ok) => settle(ok === true, ok === true ? "passed" : "self-test failed"),
+        (ok) => settle(ok === true, ok === true ? "passed" : "the app's self-test returned false"),
         (e: unknown) => settle(false, `self-test threw: ${e instanceof Error ? e.message : String(e)}`),
       );
   }
 
   #rollBack(failure: JobFailure): AgentState {
     const r = this.#record!;
+    this.#ports.system.log("error", `job ${r.plan.jobId}: ${failure.reason}; rolling back`);
     this.#ports.boot.reject();
     r.phase = "rolled-back";
     r.failure = failure;
@@ -436,8 +448,18 @@ export class Agent {
     const r = this.#record;
     clearTransferRecords(this.#ports.store);
     this.#forget();
-    if (r) this.#channel.failed({ jobId: r.plan.jobId, plan: r.plan }, { stage, code: error.code, reason: error.message });
+    if (r) {
+      this.#ports.system.log("error", `job ${r.plan.jobId} failed (${stage}): ${error.message}`);
+      this.#channel.failed({ jobId: r.plan.jobId, plan: r.plan }, { stage, code: error.code, reason: error.message });
+    }
     return this.#askNext();
+  }
+
+  /** Waits for an outcome report before the record that holds it is forgotten. */
+  #report(r: JobRecord, sent: Promise<boolean>): AgentState {
+    const jobId = r.plan.jobId;
+    sent.then((delivered) => this.dispatch({ type: "reported", jobId, delivered }));
+    return "reporting";
   }
 
   #askNext(): AgentState {
@@ -467,6 +489,10 @@ export class Agent {
     } catch {
       return undefined;
     }
+  }
+
+  #info(message: string): void {
+    this.#ports.system.log("info", message);
   }
 
   #log(message: string): void {

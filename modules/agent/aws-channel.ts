@@ -63,36 +63,39 @@ export class AwsJobChannel implements JobChannel {
     return this.client.handle(topic, payload);
   }
 
-  progress(plan: UpdatePlan, received: number, total: number): Promise<void> {
-    return this.#update(plan.jobId, "IN_PROGRESS", { receive: `${received}/${total}` }, 0);
+  async progress(plan: UpdatePlan, received: number, total: number): Promise<void> {
+    await this.#update(plan.jobId, "IN_PROGRESS", { receive: `${received}/${total}` }, 0);
   }
 
-  beforeReboot(plan: UpdatePlan, previous: string): Promise<void> {
-    return this.#update(plan.jobId, "IN_PROGRESS", selfTestDetails("ready", appVersion32(previous)));
+  async beforeReboot(plan: UpdatePlan, previous: string): Promise<void> {
+    await this.#update(plan.jobId, "IN_PROGRESS", selfTestDetails("ready", appVersion32(previous)));
   }
 
-  selfTestStarted(plan: UpdatePlan, previous: string): Promise<void> {
-    return this.#update(plan.jobId, "IN_PROGRESS", selfTestDetails("active", appVersion32(previous)));
+  async selfTestStarted(plan: UpdatePlan, previous: string): Promise<void> {
+    await this.#update(plan.jobId, "IN_PROGRESS", selfTestDetails("active", appVersion32(previous)));
   }
 
-  succeeded(plan: UpdatePlan, version: string, previous: string): Promise<void> {
+  succeeded(plan: UpdatePlan, version: string, previous: string): Promise<boolean> {
     return this.#update(plan.jobId, "SUCCEEDED", acceptedDetails(version, previous));
   }
 
-  failed(job: { jobId: string }, failure: JobFailure): Promise<void> {
+  failed(job: { jobId: string }, failure: JobFailure): Promise<boolean> {
     return this.#update(job.jobId, "FAILED", { reason: clip(`${failure.stage}/${failure.code}: ${failure.reason}`) });
   }
 
-  customResult(jobId: string, succeeded: boolean, reason?: string): Promise<void> {
-    return this.#update(jobId, succeeded ? "SUCCEEDED" : "FAILED", reason ? { reason: clip(reason) } : undefined);
+  async customResult(jobId: string, succeeded: boolean, reason?: string): Promise<void> {
+    await this.#update(jobId, succeeded ? "SUCCEEDED" : "FAILED", reason ? { reason: clip(reason) } : undefined);
   }
 
-  async #update(jobId: string, status: DeviceJobStatus, details: StatusDetails | undefined, qos: 0 | 1 = 1): Promise<void> {
+  /** True when the service answered (a rejection too: it has the report and refused it for good). */
+  async #update(jobId: string, status: DeviceJobStatus, details: StatusDetails | undefined, qos: 0 | 1 = 1): Promise<boolean> {
     try {
       const r = await this.client.update(jobId, status, details, { qos });
       if (!r.accepted) this.#o.log?.(`job ${jobId} ${status}: ${r.code} ${r.message}`);
+      return true;
     } catch (e) {
       this.#o.log?.(`job ${jobId} ${status}: ${String(e)}`);
+      return false;
     }
   }
 }

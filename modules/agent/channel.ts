@@ -31,8 +31,14 @@ export interface JobChannel {
   beforeReboot(plan: UpdatePlan, previousVersion: string): Promise<void>;
   /** The new image runs and tests itself; `previous` is the version that installed it. */
   selfTestStarted(plan: UpdatePlan, previous: string): Promise<void>;
-  succeeded(plan: UpdatePlan, version: string, previous: string): Promise<void>;
-  failed(job: { jobId: string; plan?: UpdatePlan }, failure: JobFailure): Promise<void>;
+  /**
+   * The outcome reports. They resolve true once the cloud has the report (it answered, or the
+   * transport acknowledged it), false when it could not be delivered: the agent then keeps its
+   * record and reports again after the next connect, so a power cut or a drop never loses an
+   * outcome. They never reject.
+   */
+  succeeded(plan: UpdatePlan, version: string, previous: string): Promise<boolean>;
+  failed(job: { jobId: string; plan?: UpdatePlan }, failure: JobFailure): Promise<boolean>;
   /** A custom job's outcome (AWS: the app's own status), for channels that have custom jobs. */
   customResult?(jobId: string, succeeded: boolean, reason?: string): Promise<void>;
 }

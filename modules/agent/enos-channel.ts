@@ -94,30 +94,34 @@ export class EnosJobChannel implements JobChannel {
     return this.client.handle(topic, payload);
   }
 
-  progress(_plan: UpdatePlan, received: number, total: number): Promise<void> {
-    return this.#quietly("progress", this.client.progress(Math.min(99, Math.floor((received * 100) / total)), "downloading"));
+  async progress(_plan: UpdatePlan, received: number, total: number): Promise<void> {
+    await this.#quietly("progress", this.client.progress(Math.min(99, Math.floor((received * 100) / total)), "downloading"));
   }
 
-  beforeReboot(): Promise<void> {
-    return this.#quietly("progress", this.client.progress(100, "verified; restarting into the new firmware"));
+  async beforeReboot(): Promise<void> {
+    await this.#quietly("progress", this.client.progress(100, "verified; restarting into the new firmware"));
   }
 
   selfTestStarted(): Promise<void> {
     return Promise.resolve();
   }
 
-  succeeded(_plan: UpdatePlan, version: string): Promise<void> {
+  succeeded(_plan: UpdatePlan, version: string): Promise<boolean> {
     return this.#quietly("inform", this.client.inform(version));
   }
 
-  failed(_job: { jobId: string }, failure: JobFailure): Promise<void> {
+  failed(_job: { jobId: string }, failure: JobFailure): Promise<boolean> {
     return this.#quietly("progress", this.client.progress(STEP_FOR[failure.stage], `${failure.code}: ${failure.reason}`.slice(0, 256)));
   }
 
-  #quietly(what: string, p: Promise<unknown>): Promise<void> {
+  /** True once the message went out (EnOS answers nothing the device needs for it). */
+  #quietly(what: string, p: Promise<unknown>): Promise<boolean> {
     return p.then(
-      () => undefined,
-      (e: unknown) => this.#o.log?.(`EnOS ${what}: ${String(e)}`),
+      () => true,
+      (e: unknown) => {
+        this.#o.log?.(`EnOS ${what}: ${String(e)}`);
+        return false;
+      },
     );
   }
 }

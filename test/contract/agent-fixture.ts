@@ -110,11 +110,15 @@ export class FakeChannel implements JobChannel {
   async selfTestStarted(plan: UpdatePlan, _previous: string): Promise<void> {
     this.reports.push({ kind: "self-test", jobId: plan.jobId, detail: "" });
   }
-  async succeeded(plan: UpdatePlan, version: string, _previous: string): Promise<void> {
+  /** Whether outcome reports reach the cloud (false: as if the connection dropped under them); a promise holds the answer back. */
+  delivers: boolean | Promise<boolean> = true;
+  async succeeded(plan: UpdatePlan, version: string, _previous: string): Promise<boolean> {
     this.reports.push({ kind: "succeeded", jobId: plan.jobId, detail: version });
+    return this.delivers;
   }
-  async failed(job: { jobId: string }, failure: JobFailure): Promise<void> {
+  async failed(job: { jobId: string }, failure: JobFailure): Promise<boolean> {
     this.reports.push({ kind: "failed", jobId: job.jobId, detail: `${failure.stage}/${failure.code}: ${failure.reason}` });
+    return this.delivers;
   }
   async customResult(jobId: string, succeeded: boolean, reason?: string): Promise<void> {
     this.reports.push({ kind: "custom", jobId, detail: `${succeeded} ${reason ?? ""}` });

@@ -90,6 +90,29 @@ export default suite("update agent", (test) => {
     note(rig);
   });
 
+  test("an outcome the cloud did not get stays recorded and is reported again after the next connect", async () => {
+    const rig = new AgentRig();
+    await downloaded(rig, (() => appImage("1.0.1", 6000))());
+    let answer: (delivered: boolean) => void = () => undefined;
+    rig.channel.delivers = new Promise<boolean>((resolve) => (answer = resolve));
+    await rig.reboot();
+    await settle();
+    equal(rig.agent.state, "reporting", "waits for the report before forgetting the job");
+    rig.agent.dispatch({ type: "connected" });
+    equal(rig.agent.state, "reporting");
+    answer(false);
+    await settle();
+    equal(rig.agent.state, "idle");
+    ok(rig.store.get(JOB_KEY) !== undefined, "record kept: the outcome is not lost");
+    rig.channel.delivers = true;
+    rig.agent.dispatch({ type: "connected" });
+    await settle();
+    equal(rig.channel.reports.filter((r) => r.kind === "succeeded").length, 2, "reported again");
+    equal(rig.store.get(JOB_KEY), undefined, "record cleared once delivered");
+    equal(rig.agent.state, "idle");
+    note(rig);
+  });
+
   test("self-test fails: rejected, back on the old image, which reports FAILED with the reason", async () => {
     const rig = new AgentRig();
     rig.app = { selfTest: () => false };
@@ -100,7 +123,7 @@ export default suite("update agent", (test) => {
     await rig.reboot();
     await settle();
     equal(rig.system.version(), "1.0.0", "old image running");
-    equal(rig.channel.last("failed")?.detail, "self-test/self-test: self-test failed");
+    equal(rig.channel.last("failed")?.detail, "self-test/self-test: the app's self-test returned false");
     equal(rig.channel.last("succeeded"), undefined, "the old image never reports success");
     note(rig);
   });
