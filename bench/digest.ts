@@ -21,8 +21,8 @@ import { sha256 } from "@noble/hashes/sha2.js";
 import type { DigestAlgorithm, DigestFactory } from "../modules/ports/digest.ts";
 import { nobleDigests } from "../modules/verify/noble-digest.ts";
 import { nodeDigests } from "../hosts/sim/node-digest.ts";
-import { bundleForXs } from "../test/xs/bundle.ts";
-import { XsWorker } from "../test/xs/worker.ts";
+import { bundleForXs } from "../hosts/sim/bundle.ts";
+import { XsWorker } from "../hosts/sim/xsnap.ts";
 
 const MB = 1 << 20;
 const FILE_BYTES = 16 * MB;

@@ -1,39 +1,36 @@
 /**
- * xs-ota cloud [--data DIR] [--mqtt-port N] [--control-port N] [--https-port N]
+ * xs-ota cloud [--data DIR] [--mqtt-port N | --broker URL] [--control-port N] [--https-port N]
  *
  * Runs the local cloud (cloud/server.ts): broker, AWS Jobs + streams, HTTPS files, EnOS, and the
  * control API that `xs-ota job create|list|describe` talks to. Runs until SIGINT/SIGTERM.
+ * By default the broker is embedded (aedes on 127.0.0.1:--mqtt-port); `--broker URL` uses an
+ * external one instead (e.g. Mosquitto: --broker mqtt://127.0.0.1:1883), so there is no MQTT
+ * port of its own and --mqtt-port is refused with it.
  */
 import type { Io } from "./main.ts";
+import { waitForSignal } from "./signals.ts";
 import { startCloud, DEFAULT_CONTROL_PORT, DEFAULT_HTTPS_PORT, DEFAULT_MQTT_PORT, type Cloud } from "../cloud/server.ts";
 
-const USAGE = "usage: xs-ota cloud [--data DIR] [--mqtt-port N] [--control-port N] [--https-port N]";
+const USAGE = "usage: xs-ota cloud [--data DIR] [--mqtt-port N | --broker URL] [--control-port N] [--https-port N]";
 
 export interface CloudCommandHooks {
   /** Resolves when the cloud should stop; default SIGINT or SIGTERM. */
   stopped?: (cloud: Cloud) => Promise<void>;
 }
 
-function waitForSignal(): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      process.off("SIGINT", done);
-      process.off("SIGTERM", done);
-      resolve();
-    };
-    process.on("SIGINT", done);
-    process.on("SIGTERM", done);
-  });
-}
-
 export async function cloudCommand(args: string[], io: Io, hooks: CloudCommandHooks = {}): Promise<number> {
   let dataDir = ".xs-ota-cloud";
+  let brokerUrl: string | undefined;
+  let mqttPortGiven = false;
   const ports: Record<string, number> = { "mqtt-port": DEFAULT_MQTT_PORT, "control-port": DEFAULT_CONTROL_PORT, "https-port": DEFAULT_HTTPS_PORT };
   for (let i = 0; i < args.length; i++) {
     const a = args[i] ?? "";
     const v = args[i + 1];
     if (a === "--data" && v !== undefined) {
       dataDir = v;
+      i++;
+    } else if (a === "--broker" && v !== undefined) {
+      brokerUrl = v;
       i++;
     } else if (a.startsWith("--") && a.slice(2) in ports && v !== undefined) {
       const n = /^[0-9]{1,5}$/.test(v) ? Number(v) : NaN;
@@ -42,21 +39,33 @@ export async function cloudCommand(args: string[], io: Io, hooks: CloudCommandHo
         return 2;
       }
       ports[a.slice(2)] = n;
+      if (a === "--mqtt-port") mqttPortGiven = true;
       i++;
     } else {
-      io.err(`xs-ota cloud: ${a === "--data" || a in ports ? `${a} needs a value` : `unexpected argument '${a}'`}`);
+      io.err(`xs-ota cloud: ${a === "--data" || a === "--broker" || Object.hasOwn(ports, a.slice(2)) ? `${a} needs a value` : `unexpected argument '${a}'`}`);
       io.err(USAGE);
       return 2;
     }
   }
+  if (brokerUrl !== undefined && mqttPortGiven) {
+    io.err("xs-ota cloud: --broker and --mqtt-port exclude each other (--mqtt-port is the embedded broker's port)");
+    io.err(USAGE);
+    return 2;
+  }
+  if (brokerUrl !== undefined && !/^(mqtts?|wss?|tcp|ssl):\/\/[^/]/.test(brokerUrl)) {
+    io.err(`xs-ota cloud: --broker takes a URL such as mqtt://127.0.0.1:1883, got ${brokerUrl}`);
+    io.err(USAGE);
+    return 2;
+  }
+  const broker = brokerUrl !== undefined ? { brokerUrl } : { mqttPort: ports["mqtt-port"] };
   let cloud: Cloud;
   try {
-    cloud = await startCloud({ dataDir, mqttPort: ports["mqtt-port"], controlPort: ports["control-port"], httpsPort: ports["https-port"] });
+    cloud = await startCloud({ dataDir, ...broker, controlPort: ports["control-port"], httpsPort: ports["https-port"] });
   } catch (e) {
     io.err(`error: cannot start the cloud: ${e instanceof Error ? e.message : String(e)}`);
     return 1;
   }
-  io.out(`mqtt     ${cloud.urls.mqtt}`);
+  io.out(`mqtt     ${cloud.urls.mqtt}${brokerUrl !== undefined ? "  (external broker)" : ""}`);
   io.out(`https    ${cloud.urls.https}  (CA: ${cloud.caPath})`);
   io.out(`http     ${cloud.urls.http}  (EnOS files)`);
   io.out(`control  ${cloud.urls.control}`);

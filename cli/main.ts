@@ -9,6 +9,9 @@ import { fetchCommand } from "./fetch.ts";
 import { jobCommand } from "./job.ts";
 import { imageCommand } from "./image.ts";
 import { cloudCommand } from "./cloud.ts";
+import { simCommand } from "./sim.ts";
+import { bundleCommand } from "./bundle.ts";
+import { demoCommand } from "./demo.ts";
 
 export interface Io {
   out(line: string): void;
@@ -34,7 +37,13 @@ const commands: Record<string, { run: Command; usage: string }> = {
       "job list [--control URL] | job describe ID [--control URL]",
     ].join("\n"),
   },
-  cloud: { run: (args, io) => cloudCommand(args, io), usage: "cloud [--data DIR] [--mqtt-port N] [--control-port N] [--https-port N]" },
+  cloud: { run: (args, io) => cloudCommand(args, io), usage: "cloud [--data DIR] [--mqtt-port N | --broker URL] [--control-port N] [--https-port N]" },
+  sim: {
+    run: (args, io) => simCommand(args, io),
+    usage: "sim [--thing T] [--count N] [--firmware FW.bin] [--key [LABEL=]PUB.pem] [--broker URL] [--ca CA.pem] [--dir DIR] [--until VERSION]",
+  },
+  demo: { run: (args, io) => demoCommand(args, io), usage: "demo [--dir DIR] [--broker URL]" },
+  bundle: { run: bundleCommand, usage: "bundle APP.ts -o APP.js [--no-minify]" },
   image: { run: imageCommand, usage: "image pack --version V [--secure-version N] -o OUT BUNDLE.js | image info FILE" },
   fetch: { run: fetchCommand, usage: "fetch URL --out FILE [--size N] [--sha256 HEX] [--window BYTES] [--ca PEM] [--timeout MS]" },
 };

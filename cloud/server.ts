@@ -1,6 +1,7 @@
 /**
- * The desktop cloud in one process (Node only): an embedded aedes broker on 127.0.0.1, the AWS IoT
- * Jobs stand-in (cloud/aws-jobs.ts), MQTT streams (cloud/aws-streams.ts), the presigned-URL file
+ * The desktop cloud in one process (Node only): an MQTT broker (an embedded aedes on 127.0.0.1, or
+ * an external one such as Mosquitto given as `brokerUrl`), the AWS IoT Jobs stand-in
+ * (cloud/aws-jobs.ts), MQTT streams (cloud/aws-streams.ts), the presigned-URL file
  * server over HTTPS with the local CA (cloud/files.ts, cloud/tls.ts), EnOS OTA (cloud/enos.ts,
  * its plain-HTTP file endpoint is `urls.http`), and a small JSON control API on 127.0.0.1:
  *
@@ -24,7 +25,14 @@
  *
  * State: jobs in dataDir/jobs.json (AwsJobsService), each job's firmware and how it was offered in
  * dataDir/files/<jobId>.bin + <jobId>.json, re-offered on start; the CA in dataDir/tls.
- * Only the embedded broker is supported (no `brokerUrl`).
+ *
+ * Broker: by default an embedded aedes listens on 127.0.0.1:`mqttPort` and `urls.mqtt` is its URL.
+ * With `brokerUrl` (mqtt://host:port, mqtts://, ws://) there is no MQTT listener: every service
+ * uses one client connection to that broker (cloud/broker-client.ts), devices connect to the same
+ * broker, and `urls.mqtt` is `brokerUrl`. Start-up fails with the reason when the broker cannot be
+ * reached (bounded wait) or refuses a subscription; later drops are reconnected. The services
+ * subscribe to `$aws/things/+/...` and `/sys/+/+/ota/...` for every thing, so one cloud per broker
+ * (or per broker namespace) is assumed, and the broker's ACL must let this client use those topics.
  */
 import { createHash, createPrivateKey, createSign } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
@@ -32,6 +40,8 @@ import { createServer as createHttpServer, type IncomingMessage, type Server, ty
 import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from "node:net";
 import { join } from "node:path";
 import { Aedes } from "aedes";
+import { BrokerClient } from "./broker-client.ts";
+import type { StreamBroker } from "./aws-streams.ts";
 import { AwsJobsService, type JobDescription, type JobRecord } from "./aws-jobs.ts";
 import { AwsStreamService } from "./aws-streams.ts";
 import { FileService } from "./files.ts";
@@ -50,7 +60,7 @@ export type JobProtocol = "http" | "mqtt";
 
 export interface CloudOptions {
   dataDir: string;
-  /** Default 1883; 0: any free port. */
+  /** The embedded broker's port: default 1883; 0: any free port. Not with `brokerUrl`. */
   mqttPort?: number;
   /** HTTPS file server; default 8443; 0: any. */
   httpsPort?: number;
@@ -58,7 +68,7 @@ export interface CloudOptions {
   httpPort?: number;
   /** Default 8180; 0: any. */
   controlPort?: number;
-  /** Not supported: only the embedded broker. Giving one throws. */
+  /** An external MQTT broker (e.g. mqtt://127.0.0.1:1883 for Mosquitto) instead of the embedded aedes. */
   brokerUrl?: string;
 }
 
@@ -144,46 +154,62 @@ function firmwareVersion(bytes: Uint8Array): string {
 }
 
 export async function startCloud(options: CloudOptions): Promise<Cloud> {
-  if (options.brokerUrl !== undefined) throw new Error("an external broker is not supported: the cloud runs its own broker");
+  if (options.brokerUrl !== undefined && options.mqttPort !== undefined) throw new Error("mqttPort is the embedded broker's port: give either brokerUrl or mqttPort");
   const dataDir = options.dataDir;
   const filesDir = join(dataDir, "files");
   mkdirSync(filesDir, { recursive: true });
   const ca = await makeLocalCa(join(dataDir, "tls"));
   const caPath = join(dataDir, "tls", "ca.pem");
 
-  const aedes = await Aedes.createBroker();
-  const sockets = new Set<Socket>();
-  const mqttServer = createNetServer((socket) => {
-    sockets.add(socket);
-    socket.on("close", () => sockets.delete(socket));
-    aedes.handle(socket);
-  });
   const cleanups: (() => Promise<void>)[] = [];
   const closeAll = async () => {
     for (const c of cleanups.reverse()) await c().catch(() => undefined);
     cleanups.length = 0;
   };
   try {
-    cleanups.push(() => new Promise<void>((resolve) => aedes.close(() => resolve())));
-    const mqttPort = await listen(mqttServer, options.mqttPort ?? DEFAULT_MQTT_PORT);
-    cleanups.push(async () => {
-      for (const s of sockets) s.destroy();
-      await new Promise<void>((resolve) => mqttServer.close(() => resolve()));
-    });
+    let broker: StreamBroker;
+    let mqttUrl: string;
+    let client: BrokerClient | undefined;
+    if (options.brokerUrl !== undefined) {
+      client = await BrokerClient.connect(options.brokerUrl);
+      const connected = client;
+      cleanups.push(() => connected.close());
+      broker = client;
+      mqttUrl = options.brokerUrl;
+    } else {
+      const aedes = await Aedes.createBroker();
+      const sockets = new Set<Socket>();
+      const mqttServer = createNetServer((socket) => {
+        sockets.add(socket);
+        socket.on("close", () => sockets.delete(socket));
+        aedes.handle(socket);
+      });
+      cleanups.push(() => new Promise<void>((resolve) => aedes.close(() => resolve())));
+      const mqttPort = await listen(mqttServer, options.mqttPort ?? DEFAULT_MQTT_PORT);
+      cleanups.push(async () => {
+        for (const s of sockets) s.destroy();
+        await new Promise<void>((resolve) => mqttServer.close(() => resolve()));
+      });
+      broker = aedes;
+      mqttUrl = `mqtt://127.0.0.1:${mqttPort}`;
+    }
 
     const files = new FileService();
     const httpsOrigin = await files.start({ port: options.httpsPort ?? DEFAULT_HTTPS_PORT, tls: { key: ca.serverKey, cert: ca.serverCert } });
     cleanups.push(() => files.stop());
 
-    const jobs = new AwsJobsService(aedes, { dataDir, presign: (name, expiresIn) => files.presign(name, { expiresIn, https: true }) });
+    const jobs = new AwsJobsService(broker, { dataDir, presign: (name, expiresIn) => files.presign(name, { expiresIn, https: true }) });
     await jobs.start();
     cleanups.push(() => jobs.stop());
-    const streams = new AwsStreamService(aedes);
+    const streams = new AwsStreamService(broker);
     await streams.start();
     cleanups.push(() => streams.stop());
-    const enos = new EnosService(aedes);
+    const enos = new EnosService(broker);
     await enos.start();
     cleanups.push(() => enos.stop());
+    if (client !== undefined && client.refused.length > 0) {
+      throw new Error(`the MQTT broker at ${mqttUrl} refused the subscription to ${client.refused.join(", ")} (check its ACL)`);
+    }
     const enosFiles: EnosFileEndpoint = await enos.startFiles({ port: options.httpPort ?? 0 });
     cleanups.push(() => enosFiles.close());
 
@@ -335,7 +361,7 @@ export async function startCloud(options: CloudOptions): Promise<Cloud> {
 
     let closing: Promise<void> | undefined;
     return {
-      urls: { mqtt: `mqtt://127.0.0.1:${mqttPort}`, https: httpsOrigin, http: enosFiles.origin, control: `http://127.0.0.1:${controlPort}` },
+      urls: { mqtt: mqttUrl, https: httpsOrigin, http: enosFiles.origin, control: `http://127.0.0.1:${controlPort}` },
       caCert: ca.caCert,
       caPath,
       jobs,

@@ -2,6 +2,8 @@
  * cloud/server.ts + the `xs-ota cloud` / `xs-ota job create|list|describe` commands: a job made
  * through the control API updates a simulated device (HTTPS presigned and MQTT streams), jobs
  * survive a restart of the cloud on the same data directory, and the CLI explains a missing cloud.
+ * On an external broker (`brokerUrl`, `xs-ota cloud --broker`): a job round trip through a private
+ * Mosquitto (skipped without a mosquitto binary), and a clear failure when the broker is unreachable.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { generateKeyPairSync } from "node:crypto";
@@ -9,12 +11,15 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { get } from "node:https";
+import { createServer, type AddressInfo } from "node:net";
+import { connectAsync } from "mqtt";
 import type { Io } from "../cli/main.ts";
 import { cloudCommand } from "../cli/cloud.ts";
 import { startCloud, SIGNER_LABEL, type Cloud } from "../cloud/server.ts";
 import { appImage } from "./contract/boot-fixture.ts";
 import { SimDevice, until } from "./support/sim-device.ts";
 import { runCli } from "./support/cli.ts";
+import { mosquittoPath, startMosquitto } from "./support/mosquitto.ts";
 
 const root = mkdtempSync(join(tmpdir(), "xs-ota-cloud-server-"));
 const dataDir = join(root, "data");
@@ -160,5 +165,89 @@ describe("xs-ota cloud + job create/list/describe", () => {
     const res = await run(["job", "create", "--thing", "srv-a", "--file", firmware, "--control", url]);
     expect(res.code).toBe(1);
     expect(res.err).toContain(`no cloud at ${url}: start one with xs-ota cloud`);
+  });
+});
+
+/** A 127.0.0.1 port nothing listens on (just released by the kernel). */
+async function closedPort(): Promise<number> {
+  const probe = createServer();
+  const port = await new Promise<number>((resolve) => probe.listen(0, "127.0.0.1", () => resolve((probe.address() as AddressInfo).port)));
+  await new Promise((r) => probe.close(r));
+  return port;
+}
+
+describe("the cloud on an external broker (brokerUrl, xs-ota cloud --broker)", () => {
+  it.skipIf(mosquittoPath() === undefined)("startCloud({ brokerUrl }) on Mosquitto: a device's job requests are answered through it", async () => {
+    const m = await startMosquitto();
+    let c: Cloud | undefined;
+    let dev: Awaited<ReturnType<typeof connectAsync>> | undefined;
+    try {
+      c = await startCloud({ dataDir: join(root, "mosquitto-data"), brokerUrl: m.url, httpsPort: 0, httpPort: 0, controlPort: 0 });
+      expect(c.urls.mqtt).toBe(m.url);
+      const created = await run(["job", "create", "--thing", "srv-m", "--file", firmware, "--key", keyPath, "--job-id", "ota-mosquitto", "--control", c.urls.control]);
+      expect(created.code).toBe(0);
+
+      // The device side, as a plain MQTT client of the same Mosquitto.
+      dev = await connectAsync(m.url, { clientId: "srv-m", protocolVersion: 4, reconnectPeriod: 0 });
+      const client = dev;
+      const base = "$aws/things/srv-m/jobs";
+      const answers = new Map<string, Record<string, unknown>[]>();
+      client.on("message", (topic, payload) => answers.set(topic, [...(answers.get(topic) ?? []), JSON.parse(payload.toString("utf8")) as Record<string, unknown>]));
+      await client.subscribeAsync([`${base}/$next/get/+`, `${base}/ota-mosquitto/update/+`], { qos: 1 });
+      const ask = async (topic: string, request: Record<string, unknown>, answer: string): Promise<Record<string, unknown>> => {
+        const before = answers.get(answer)?.length ?? 0;
+        await client.publishAsync(topic, JSON.stringify(request), { qos: 1 });
+        await until(() => (answers.get(answer)?.length ?? 0) > before || answers.has(answer.replace(/accepted$/, "rejected")), 5000, answer);
+        expect(answers.get(answer.replace(/accepted$/, "rejected"))).toBeUndefined();
+        return answers.get(answer)?.at(-1) ?? {};
+      };
+
+      const next = await ask(`${base}/$next/get`, { clientToken: "t1" }, `${base}/$next/get/accepted`);
+      expect(next["clientToken"]).toBe("t1");
+      const execution = next["execution"] as { jobId: string; status: string; jobDocument: { afr_ota: { files: { update_data_url: string }[] } } };
+      expect(execution.jobId).toBe("ota-mosquitto");
+      expect(execution.status).toBe("QUEUED");
+      // The placeholder became a presigned URL of this cloud's HTTPS file server.
+      expect(execution.jobDocument.afr_ota.files[0]?.update_data_url.startsWith(`${c.urls.https}/`)).toBe(true);
+
+      await ask(`${base}/ota-mosquitto/update`, { status: "IN_PROGRESS", statusDetails: { receive: "0/20" } }, `${base}/ota-mosquitto/update/accepted`);
+      expect(c.jobs.execution("srv-m", "ota-mosquitto")?.status).toBe("IN_PROGRESS");
+      await ask(`${base}/ota-mosquitto/update`, { status: "SUCCEEDED", statusDetails: { reason: "accepted v1.0.1" } }, `${base}/ota-mosquitto/update/accepted`);
+      const described = await run(["job", "describe", "ota-mosquitto", "--control", c.urls.control]);
+      expect(described.out).toContain("job ota-mosquitto: COMPLETED");
+      expect(described.out).toMatch(/srv-m: SUCCEEDED/);
+    } finally {
+      await dev?.endAsync();
+      await c?.close();
+      await m.close();
+    }
+  });
+
+  it("an unreachable brokerUrl fails to start with the URL and the reason", async () => {
+    const url = `mqtt://127.0.0.1:${await closedPort()}`;
+    await expect(startCloud({ dataDir: join(root, "unreachable-data"), brokerUrl: url, httpsPort: 0, httpPort: 0, controlPort: 0 })).rejects.toThrow(
+      new RegExp(`^cannot reach the MQTT broker at ${url.replace(/\./g, "\\.")}: .*ECONNREFUSED`),
+    );
+    const out: string[] = [];
+    const io: Io = { out: (l) => out.push(l), err: (l) => out.push(l) };
+    const code = await cloudCommand(["--data", join(root, "unreachable-data"), "--broker", url, "--control-port", "0", "--https-port", "0"], io, {
+      stopped: () => Promise.reject(new Error("the cloud must not start")),
+    });
+    expect(code).toBe(1);
+    expect(out.join("\n")).toContain(`error: cannot start the cloud: cannot reach the MQTT broker at ${url}: `);
+  });
+
+  it("xs-ota cloud refuses --broker with --mqtt-port, and a --broker that is not a URL (usage, exit 2)", async () => {
+    for (const args of [
+      ["--broker", "mqtt://127.0.0.1:1883", "--mqtt-port", "0"],
+      ["--mqtt-port", "0", "--broker", "mqtt://127.0.0.1:1883"],
+      ["--broker", "127.0.0.1:1883"],
+    ]) {
+      const out: string[] = [];
+      const io: Io = { out: (l) => out.push(l), err: (l) => out.push(l) };
+      const code = await cloudCommand(["--data", join(root, "usage-data"), ...args], io, { stopped: () => Promise.reject(new Error("the cloud must not start")) });
+      expect(code, args.join(" ")).toBe(2);
+      expect(out.at(-1)).toContain("usage: xs-ota cloud [--data DIR] [--mqtt-port N | --broker URL]");
+    }
   });
 });

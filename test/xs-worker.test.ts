@@ -1,7 +1,7 @@
 /** The XS driver the contract suites stand on: results, meters, the host-call bridge, errors. */
 import { afterAll, describe, expect, it } from "vitest";
-import { XsError, XsWorker } from "./xs/worker.ts";
-import { bundleForXs } from "./xs/bundle.ts";
+import { XsError, XsWorker } from "../hosts/sim/xsnap.ts";
+import { bundleForXs } from "../hosts/sim/bundle.ts";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";

@@ -6,6 +6,9 @@
  * sector erase and one 32-byte write, so power cuts land where they would on a chip.
  */
 import type { Flash } from "../../modules/ports/flash.ts";
+import type { Digest } from "../../modules/ports/digest.ts";
+import { isOtaError } from "../../modules/errors.ts";
+import { verifyImage } from "../../modules/storage/esp-image.ts";
 import { OTADATA_SECTOR, OTA_STATES, bootOrder, decodeEntry, encodeEntry, makeEntry, planBoot, stateName } from "../../modules/storage/otadata.ts";
 import type { SimPartitions } from "./partitions.ts";
 
@@ -17,6 +20,19 @@ export interface BootOutcome {
 
 /** Returns why an image cannot start, or undefined when it can. */
 export type ImageCheck = (slot: Flash, name: string) => string | undefined;
+
+/** ESP-IDF's check of a slot: header, segments, checksum and appended SHA-256. */
+export function espImageCheck(sha256: () => Digest): ImageCheck {
+  return (slot) => {
+    try {
+      verifyImage(slot, sha256);
+      return undefined;
+    } catch (e) {
+      if (isOtaError(e, "image-invalid")) return e.message;
+      throw e;
+    }
+  };
+}
 
 export function runBootloader(partitions: SimPartitions, checkImage: ImageCheck, options: { rollback?: boolean } = {}): BootOutcome {
   const log: string[] = [];

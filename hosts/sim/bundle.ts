@@ -2,24 +2,54 @@
  * Bundles TypeScript for the XS engine: rollup resolves modules (including @noble/*), esbuild
  * strips types and lowers what this XS build cannot run (class static fields that use their own
  * class throw "not initialized yet"). The result is one classic script.
+ *
+ * Imports of `xs-ota/<path>` resolve as they do on a device through manifest.json: to
+ * modules/<path>; `xs-ota/sim/<path>` is the simulator host's side of its bridge (hosts/sim/xs).
+ * So an app's source is the same for the simulator and for mcconfig, except for its host import.
  */
+import { statSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import { rollup, type Plugin } from "rollup";
 import esbuild from "rollup-plugin-esbuild";
 import { nodeResolve } from "@rollup/plugin-node-resolve";
 
 const cache = new Map<string, Promise<string>>();
+const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 
-/** Bundles `entrySource` (a module's text; imports are absolute paths) into a script. */
-export function bundleForXs(entrySource: string): Promise<string> {
-  let found = cache.get(entrySource);
+export interface BundleOptions {
+  /** Shorter output (esbuild's minifier): what a firmware image should carry. */
+  minify?: boolean;
+}
+
+/** Bundles `entrySource` (a module's text; imports are absolute paths or xs-ota/...) into a script. */
+export function bundleForXs(entrySource: string, options: BundleOptions = {}): Promise<string> {
+  const key = `${options.minify ? "min:" : ""}${entrySource}`;
+  let found = cache.get(key);
   if (!found) {
-    found = build(entrySource);
-    cache.set(entrySource, found);
+    found = build(entrySource, options);
+    cache.set(key, found);
   }
   return found;
 }
 
-async function build(entrySource: string): Promise<string> {
+/** Bundles the module at `path` (an app's entry: .ts or .js) into a script. */
+export function bundleFile(path: string, options: BundleOptions = {}): Promise<string> {
+  return bundleForXs(`import ${JSON.stringify(path)};`, options);
+}
+
+/** `xs-ota/sim/x` -> hosts/sim/xs/x.ts, `xs-ota/x` -> modules/x.ts. */
+const xsOtaPaths: Plugin = {
+  name: "xs-ota-paths",
+  resolveId(id) {
+    if (!id.startsWith("xs-ota/")) return null;
+    const rest = id.slice("xs-ota/".length);
+    const base = rest.startsWith("sim/") ? `${ROOT}hosts/sim/xs/${rest.slice(4)}` : `${ROOT}modules/${rest}`;
+    for (const candidate of [base, `${base}.ts`, `${base}/index.ts`]) if (statSync(candidate, { throwIfNoEntry: false })?.isFile()) return candidate;
+    return null;
+  },
+};
+
+async function build(entrySource: string, options: BundleOptions): Promise<string> {
   const virtual: Plugin = {
     name: "xs-entry",
     resolveId: (id) => (id === "\0xs-entry" ? id : null),
@@ -29,11 +59,16 @@ async function build(entrySource: string): Promise<string> {
     input: "\0xs-entry",
     plugins: [
       virtual,
+      xsOtaPaths,
       nodeResolve({ extensions: [".ts", ".js"] }),
       // exclude nothing: @noble/curves itself has `static BASE = new Point(...)`.
-      esbuild({ target: "es2022", supported: { "class-static-field": false }, loaders: { ".ts": "ts" }, exclude: [] }),
+      esbuild({ target: "es2022", supported: { "class-static-field": false }, loaders: { ".ts": "ts" }, exclude: [], minify: options.minify ?? false }),
     ],
-    onwarn: (w, warn) => (w.code === "CIRCULAR_DEPENDENCY" ? undefined : warn(w)),
+    onwarn: (w, warn) => {
+      // XS has no module loader behind the bundle: an import left outside it can never run.
+      if (w.code === "UNRESOLVED_IMPORT") throw new Error(`cannot resolve '${w.exporter ?? w.id}'${w.id ? ` (imported by ${w.id})` : ""}`);
+      if (w.code !== "CIRCULAR_DEPENDENCY") warn(w);
+    },
   });
   const { output } = await bundle.generate({ format: "iife", name: "__xsEntry" });
   await bundle.close();

@@ -77,6 +77,14 @@ export class XsWorker {
     return run;
   }
 
+  /** Stops the machine at once, wherever it is (a power cut; a pending command rejects). */
+  async kill(): Promise<void> {
+    if (this.#exited) return;
+    const gone = new Promise((resolve) => this.#child.once("exit", resolve));
+    this.#child.kill("SIGKILL");
+    await gone;
+  }
+
   async close(): Promise<void> {
     if (this.#exited) return;
     const gone = new Promise((resolve) => this.#child.once("exit", resolve));

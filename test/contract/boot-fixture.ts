@@ -1,7 +1,7 @@
 /** A small simulated ESP32 for boot-control suites: otadata and two 64 KB slots. Portable. */
 import { NorFlash } from "../../hosts/sim/nor-flash.ts";
 import { SimPartitions, type PartitionExtent } from "../../hosts/sim/partitions.ts";
-import { runBootloader, type ImageCheck } from "../../hosts/sim/bootloader.ts";
+import { espImageCheck, runBootloader, type ImageCheck } from "../../hosts/sim/bootloader.ts";
 import { OtadataBootControl, type WriteOrder } from "../../modules/storage/otadata-boot.ts";
 import { ImageWriter } from "../../modules/storage/image-writer.ts";
 import { packImage, verifyImage } from "../../modules/storage/esp-image.ts";
@@ -24,15 +24,7 @@ export function appImage(version: string, payloadBytes = 600): Uint8Array {
   return packImage({ version, payload, sha256 });
 }
 
-export const checkImage: ImageCheck = (slot) => {
-  try {
-    verifyImage(slot, sha256);
-    return undefined;
-  } catch (e) {
-    if (isOtaError(e, "image-invalid")) return e.message;
-    throw e;
-  }
-};
+export const checkImage: ImageCheck = espImageCheck(sha256);
 
 export class MiniDevice {
   readonly flash: NorFlash;

@@ -7,8 +7,8 @@ import { afterAll, beforeAll, describe, it } from "vitest";
 import { fileURLToPath } from "node:url";
 import type { Suite } from "./harness.ts";
 import { setSuiteEnv, type SuiteEnv } from "./env.ts";
-import { bundleForXs } from "../xs/bundle.ts";
-import { XsWorker, type XsMeters } from "../xs/worker.ts";
+import { bundleForXs } from "../../hosts/sim/bundle.ts";
+import { XsWorker, type XsMeters } from "../../hosts/sim/xsnap.ts";
 import { bridgeHost } from "../xs/bridge-host.ts";
 
 export const xsMeters = new Map<string, XsMeters>();

@@ -5,10 +5,10 @@
  * temporary prefix directory.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { accessSync, constants, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { createConnection, createServer, type AddressInfo } from "node:net";
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { delimiter, join, resolve } from "node:path";
+import { join, resolve } from "node:path";
+import { answers, findProgram, freePort, sleep, stopProcess } from "./ports.ts";
 
 export interface NginxServer {
   url(path: string): string;
@@ -18,47 +18,13 @@ export interface NginxServer {
 
 /** nginx lives in /usr/sbin on Debian, which is often not on a normal user's PATH. */
 export function findNginx(): string | undefined {
-  const dirs = [...(process.env.PATH ?? "").split(delimiter).filter((d) => d !== ""), "/usr/sbin", "/usr/local/sbin"];
-  for (const dir of dirs) {
-    const candidate = join(dir, "nginx");
-    try {
-      accessSync(candidate, constants.X_OK);
-      return candidate;
-    } catch {
-      // not here
-    }
-  }
-  return undefined;
+  return findProgram("nginx");
 }
 
 export function hasNginx(): boolean {
   return findNginx() !== undefined;
 }
 
-/** A port the kernel just handed out; nginx binds it right after (a retry covers the race). */
-function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const probe = createServer();
-    probe.once("error", reject);
-    probe.listen(0, "127.0.0.1", () => {
-      const { port } = probe.address() as AddressInfo;
-      probe.close(() => resolvePort(port));
-    });
-  });
-}
-
-function answers(port: number): Promise<boolean> {
-  return new Promise((resolveAnswer) => {
-    const socket = createConnection({ host: "127.0.0.1", port });
-    socket.once("connect", () => {
-      socket.destroy();
-      resolveAnswer(true);
-    });
-    socket.once("error", () => resolveAnswer(false));
-  });
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function config(prefix: string, root: string, port: number): string {
   const p = (name: string) => join(prefix, name);
@@ -85,19 +51,8 @@ http {
 `;
 }
 
-/** Stops the child and waits for it; SIGKILL if it has not gone after a few seconds. */
-function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolveStop) => {
-    const hard = setTimeout(() => child.kill("SIGKILL"), 5_000);
-    child.once("exit", () => {
-      clearTimeout(hard);
-      resolveStop();
-    });
-    // SIGQUIT is nginx's graceful stop; with no master it is the one process.
-    child.kill("SIGQUIT");
-  });
-}
+// SIGQUIT is nginx's graceful stop; with no master it is the one process.
+const stop = (child: ChildProcess) => stopProcess(child, "SIGQUIT");
 
 async function attempt(binary: string, prefix: string, root: string): Promise<{ child: ChildProcess; port: number } | undefined> {
   const port = await freePort();

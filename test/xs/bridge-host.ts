@@ -3,7 +3,7 @@ import type { Http, HttpResponse } from "../../modules/ports/http.ts";
 import type { Mqtt, QoS } from "../../modules/ports/mqtt.ts";
 import { isOtaError } from "../../modules/errors.ts";
 import { frame, unframe } from "./bridge.ts";
-import type { HostCall } from "./worker.ts";
+import type { HostCall } from "../../hosts/sim/xsnap.ts";
 
 export function bridgeHost(ports: { http: Http; mqtt?: Mqtt }): HostCall {
   const { http, mqtt } = ports;
@@ -55,7 +55,7 @@ export function bridgeHost(ports: { http: Http; mqtt?: Mqtt }): HostCall {
             bytes.set(m.payload, at);
             at += m.payload.length;
           }
-          return frame({ messages: batch.map((m) => ({ topic: m.topic, length: m.payload.length })) }, bytes);
+          return frame({ events: batch.map((m) => ({ kind: "mqtt.message", topic: m.topic, length: m.payload.length })) }, bytes);
         }
         default:
           return frame({ error: { code: "bad-argument", message: `unknown bridge call ${String(json.op)}` } });

@@ -1,10 +1,10 @@
 /** Runs inside XS: the suite environment with bridged ports and a manual clock driven by polling. */
 import { setSuiteEnv } from "../contract/env.ts";
 import { ManualClock, drive } from "../contract/manual-clock.ts";
-import { BridgedHttp, BridgedMqtt } from "./bridge.ts";
+import { BridgedHttp, PolledMqtt } from "./bridge.ts";
 
 export function setup(config: Record<string, unknown>): void {
-  const mqtt = config["mqtt"] ? new BridgedMqtt() : undefined;
+  const mqtt = config["mqtt"] ? new PolledMqtt() : undefined;
   const clock = new ManualClock();
   setSuiteEnv({
     http: new BridgedHttp(),

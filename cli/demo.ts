@@ -1,0 +1,239 @@
+/**
+ * xs-ota demo [--dir DIR] [--broker URL]   (what `npm start` runs)
+ *
+ * One simulated device, two updates, all on this machine: builds firmware 1.0.0, 1.0.1 and a
+ * 1.0.2 whose self-test fails (hosts/sim/apps), signs them with a fresh P-256 key, starts the
+ * local cloud (on free ports; `--broker` puts it on your MQTT broker instead of the embedded
+ * one) and a device on 1.0.0 running on XS. Job 1 sends 1.0.1 over HTTP: SUCCEEDED. Job 2 sends
+ * 1.0.2 over MQTT streams: its self-test fails, the device rolls back to 1.0.1, the job FAILED.
+ * Ends with a table; exit 0 only if every outcome is the expected one.
+ */
+import { generateKeyPairSync } from "node:crypto";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { MultiBar, Presets } from "cli-progress";
+import type { Io } from "./main.ts";
+import { bundleFile } from "../hosts/sim/bundle.ts";
+import { flashDevice, sha256 } from "../hosts/sim/board.ts";
+import { SimulatedDevice, type DeviceEvent } from "../hosts/sim/device.ts";
+import { packImage } from "../modules/storage/esp-image.ts";
+import { startCloud, SIGNER_LABEL, type Cloud } from "../cloud/server.ts";
+
+const USAGE = "usage: xs-ota demo [--dir DIR] [--broker URL]";
+const APPS = fileURLToPath(new URL("../hosts/sim/apps/", import.meta.url));
+const THING = "dev-1";
+/** A job that has not ended by then has gone wrong. */
+const JOB_LIMIT_MS = 60_000;
+
+export interface DemoHooks {
+  /** Where the progress bar draws (default stdout; nothing is drawn unless it is a terminal). */
+  stream?: NodeJS.WriteStream;
+}
+
+export interface DemoRow {
+  job: string;
+  protocol: string;
+  bytes: number;
+  seconds: number;
+  outcome: string;
+  running: string;
+  expected: boolean;
+}
+
+interface Release {
+  version: string;
+  path: string;
+  bytes: number;
+  note: string;
+}
+
+export async function demoCommand(args: string[], io: Io, hooks: DemoHooks = {}): Promise<number> {
+  let dir: string | undefined;
+  let broker: string | undefined;
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    const v = args[i + 1];
+    if (a === "--dir" && v !== undefined) dir = args[++i];
+    else if (a === "--broker" && v !== undefined) broker = args[++i];
+    else {
+      io.err(`xs-ota demo: unexpected argument '${a}'`);
+      io.err(USAGE);
+      return 2;
+    }
+  }
+  const work = dir ?? mkdtempSync(join(tmpdir(), "xs-ota-demo-"));
+  // A kept folder starts each run afresh: a new cloud (job IDs are reused) and a new device.
+  for (const old of ["cloud", "devices"]) rmSync(join(work, old), { recursive: true, force: true });
+  const started = performance.now();
+  let cloud: Cloud | undefined;
+  let device: SimulatedDevice | undefined;
+  try {
+    io.out(`xs-ota demo: a simulated ESP32 updates itself from a local cloud (files in ${work})`);
+    io.out("");
+    io.out("> building firmware: the demo app bundled for XS, packed as ESP32 app images");
+    mkdirSync(join(work, "firmware"), { recursive: true });
+    const build = async (entry: string, version: string, note: string): Promise<Release> => {
+      const script = await bundleFile(join(APPS, entry), { minify: true });
+      const image = packImage({ version, projectName: "xs-ota-demo", payload: new TextEncoder().encode(script), sha256 });
+      const path = join(work, "firmware", `demo-${version}.bin`);
+      writeFileSync(path, image);
+      io.out(`  ${version}  ${image.length} bytes  ${note}`);
+      return { version, path, bytes: image.length, note };
+    };
+    const v100 = await build("self-test-passes.ts", "1.0.0", "self-test passes (factory firmware)");
+    const v101 = await build("self-test-passes.ts", "1.0.1", "self-test passes");
+    const v102 = await build("self-test-fails.ts", "1.0.2", "self-test fails: a release with a bug");
+
+    const { privateKey, publicKey } = generateKeyPairSync("ec", { namedCurve: "P-256" });
+    mkdirSync(join(work, "keys"), { recursive: true });
+    const keyPath = join(work, "keys", "signing-key.pem");
+    writeFileSync(keyPath, privateKey.export({ type: "pkcs8", format: "pem" }));
+    const publicPem = publicKey.export({ type: "spki", format: "pem" }).toString();
+    writeFileSync(join(work, "keys", "signing-key.pub.pem"), publicPem);
+    io.out(`> signing key: a fresh ECDSA P-256 key (${keyPath}); the device trusts its public half as '${SIGNER_LABEL}'`);
+
+    cloud = await startCloud({ dataDir: join(work, "cloud"), httpsPort: 0, controlPort: 0, httpPort: 0, ...(broker ? { brokerUrl: broker } : { mqttPort: 0 }) });
+    io.out(`> local cloud: AWS IoT Jobs and file streams on ${cloud.urls.mqtt}${broker ? " (your broker)" : " (embedded broker)"}, presigned files on ${cloud.urls.https}`);
+
+    flashDevice(join(work, "devices", THING), new Uint8Array(readFileSync(v100.path)));
+    device = new SimulatedDevice({
+      dir: join(work, "devices", THING),
+      thing: THING,
+      brokerUrl: cloud.urls.mqtt,
+      keys: { [SIGNER_LABEL]: publicPem },
+      config: { ca: cloud.caCert, progressInterval: 16 * 1024 },
+    });
+    const printer = new StepPrinter(io, hooks.stream ?? process.stdout);
+    device.on("event", (e) => printer.device(THING, e));
+    io.out(`> device ${THING}: flashed with 1.0.0, powering on (firmware runs on the XS engine)`);
+    let appRunning = false;
+    device.on("event", (e) => (appRunning ||= e.type === "log" && e.message.startsWith("app 1.0.0 running")));
+    await device.start();
+    await waitFor(() => appRunning, 10_000, "the device to start 1.0.0");
+
+    const rows: DemoRow[] = [];
+    rows.push(await runJob(cloud, device, printer, io, { jobId: "job-1", release: v101, protocol: "http", keyPath, expect: { status: "SUCCEEDED", running: "1.0.1" } }));
+    rows.push(await runJob(cloud, device, printer, io, { jobId: "job-2", release: v102, protocol: "mqtt", keyPath, expect: { status: "FAILED", running: "1.0.1" } }));
+
+    io.out("");
+    for (const line of table(rows)) io.out(line);
+    io.out("");
+    const good = rows.every((r) => r.expected);
+    io.out(good ? `demo: every outcome as expected (${((performance.now() - started) / 1000).toFixed(1)} s)` : "demo: an outcome was not the expected one");
+    return good ? 0 : 1;
+  } catch (e) {
+    io.err(`demo: ${e instanceof Error ? e.message : String(e)}`);
+    return 1;
+  } finally {
+    await device?.stop();
+    await cloud?.close();
+    if (dir === undefined) rmSync(work, { recursive: true, force: true });
+  }
+}
+
+interface JobSpec {
+  jobId: string;
+  release: Release;
+  protocol: "http" | "mqtt";
+  keyPath: string;
+  expect: { status: string; running: string };
+}
+
+async function runJob(cloud: Cloud, device: SimulatedDevice, printer: StepPrinter, io: Io, spec: JobSpec): Promise<DemoRow> {
+  const how = spec.protocol === "http" ? "HTTPS (presigned URL)" : "MQTT file stream";
+  io.out("");
+  io.out(`> ${spec.jobId}: ${spec.release.version} over ${how}, signed (${spec.release.note})`);
+  const response = await fetch(`${cloud.urls.control}/jobs`, {
+    method: "POST",
+    body: JSON.stringify({ thing: THING, file: spec.release.path, key: spec.keyPath, protocol: spec.protocol, jobId: spec.jobId }),
+  });
+  if (response.status !== 201) throw new Error(`the cloud refused ${spec.jobId}: ${await response.text()}`);
+  const t0 = performance.now();
+  let status = "QUEUED";
+  let details: Record<string, string> = {};
+  printer.startBar(spec.release.bytes);
+  try {
+    while (!["SUCCEEDED", "FAILED", "REJECTED", "REMOVED", "CANCELED", "TIMED_OUT"].includes(status)) {
+      if (performance.now() - t0 > JOB_LIMIT_MS) throw new Error(`${spec.jobId} did not end within ${JOB_LIMIT_MS / 1000} s (status ${status})`);
+      await new Promise((r) => setTimeout(r, 50));
+      const execution = cloud.jobs.describeJob(spec.jobId)?.executions.find((x) => x.thingName === THING);
+      status = execution?.status ?? status;
+      details = (execution?.statusDetails as Record<string, string> | undefined) ?? {};
+      const m = /^(\d+)\/(\d+)$/.exec(details["receive"] ?? "");
+      if (m) printer.progress(Number(m[1]));
+    }
+  } finally {
+    printer.stopBar();
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  // The device reports FAILED from the old firmware; let it settle on whatever it runs now.
+  await waitFor(() => device.bootInfo()?.state === "valid", 10_000, "the device to settle").catch(() => undefined);
+  const running = device.version ?? "(none)";
+  const outcome = status === "SUCCEEDED" ? status : `${status}${details["reason"] ? `: ${details["reason"]}` : ""}`;
+  io.out(`  ${spec.jobId}  ${outcome}; the device runs ${running}`);
+  return {
+    job: spec.jobId,
+    protocol: spec.protocol === "http" ? "HTTP" : "MQTT",
+    bytes: spec.release.bytes,
+    seconds,
+    outcome,
+    running,
+    expected: status === spec.expect.status && running === spec.expect.running,
+  };
+}
+
+/** Step lines from the device, and the progress bar (on a terminal only) between them. */
+class StepPrinter {
+  #bars: MultiBar | undefined;
+  #bar: ReturnType<MultiBar["create"]> | undefined;
+
+  constructor(
+    readonly io: Io,
+    readonly stream: NodeJS.WriteStream,
+  ) {}
+
+  device(thing: string, e: DeviceEvent): void {
+    const trial = e.type === "boot" && e.bootloader.some((l) => l.endsWith("-> PENDING_VERIFY")) ? " (a trial boot: it must confirm itself)" : "";
+    const text = e.type === "boot" ? `boot ${e.boots}: bootloader starts ${e.slot}, firmware ${e.version}${trial}` : e.type === "log" ? (e.level === "debug" ? undefined : e.message) : e.type === "restart" ? `restart (${e.reason})` : `halted: ${e.reason}`;
+    if (text !== undefined) this.line(`  ${thing}  ${text}`);
+  }
+
+  line(text: string): void {
+    if (this.#bars) this.#bars.log(`${text}\n`);
+    else this.io.out(text);
+  }
+
+  startBar(total: number): void {
+    if (!this.stream.isTTY) return;
+    this.#bars = new MultiBar({ stream: this.stream, format: "  download [{bar}] {percentage}% {value}/{total} bytes", hideCursor: true, clearOnComplete: false }, Presets.shades_classic);
+    this.#bar = this.#bars.create(total, 0);
+  }
+
+  progress(received: number): void {
+    this.#bar?.update(received);
+  }
+
+  stopBar(): void {
+    this.#bars?.stop();
+    this.#bars = undefined;
+    this.#bar = undefined;
+  }
+}
+
+function table(rows: DemoRow[]): string[] {
+  const head = ["job", "protocol", "bytes", "time", "outcome", "running", ""];
+  const body = rows.map((r) => [r.job, r.protocol, String(r.bytes), `${r.seconds.toFixed(1)} s`, r.outcome, r.running, r.expected ? "as expected" : "NOT EXPECTED"]);
+  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => (b[i] ?? "").length)));
+  const fmt = (cells: string[]) => cells.map((c, i) => (i === 2 ? c.padStart(widths[i] ?? 0) : c.padEnd(widths[i] ?? 0))).join("  ").trimEnd();
+  return [fmt(head), fmt(widths.map((w) => "-".repeat(w))), ...body.map(fmt)];
+}
+
+async function waitFor(condition: () => boolean, ms: number, what: string): Promise<void> {
+  const start = performance.now();
+  while (!condition()) {
+    if (performance.now() - start > ms) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}

@@ -1,0 +1,170 @@
+/**
+ * xs-ota sim [--thing T] [--count N] [--firmware FW.bin] [--key [LABEL=]PUB.pem]... [--allow-unsigned]
+ *            [--broker URL] [--ca CA.pem] [--dir DIR] [--cloud aws|enos] [--product PK] [--until VERSION]
+ *
+ * Simulated ESP32s on the desktop (hosts/sim/device.ts): each has a flash file with the 4 MB
+ * partition table and runs the firmware in its booted slot on the XS engine. `--firmware`
+ * flashes every device first, as `esptool write_flash` would; without it the devices in DIR
+ * carry on from where they were (a download resumes). With `--count N` the things are T-1..T-N.
+ * Runs until SIGINT/SIGTERM, or with `--until VERSION` until every device runs VERSION
+ * confirmed and has reported the outcome (exit 0), or one cannot boot (exit 1).
+ */
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import type { Io } from "./main.ts";
+import { waitForSignal } from "./signals.ts";
+import { flashDevice } from "../hosts/sim/board.ts";
+import { SimulatedDevice, type DeviceEvent } from "../hosts/sim/device.ts";
+import type { SimCloud } from "../hosts/sim/xs/host.ts";
+import { SIGNER_LABEL, DEFAULT_MQTT_PORT } from "../cloud/server.ts";
+
+const USAGE = [
+  "usage: xs-ota sim [--thing T] [--count N] [--firmware FW.bin] [--key [LABEL=]PUB.pem]... [--allow-unsigned]",
+  "                  [--broker URL] [--ca CA.pem] [--dir DIR] [--cloud aws|enos] [--product PK] [--until VERSION]",
+];
+const DEFAULT_CA = ".xs-ota-cloud/tls/ca.pem";
+const MAX_COUNT = 200;
+
+export interface SimOptions {
+  thing: string;
+  count: number;
+  firmware?: string;
+  keys: Record<string, string>;
+  allowUnsigned: boolean;
+  broker: string;
+  ca?: string;
+  dir: string;
+  cloud: "aws" | "enos";
+  product: string;
+  until?: string;
+}
+
+export interface SimCommandHooks {
+  /** Resolves when the simulator should stop; default SIGINT or SIGTERM. */
+  stopped?: Promise<void>;
+}
+
+function parse(args: string[]): SimOptions | string {
+  const o: SimOptions = { thing: "", count: 1, keys: {}, allowUnsigned: false, broker: `mqtt://127.0.0.1:${DEFAULT_MQTT_PORT}`, dir: ".xs-ota-sim", cloud: "aws", product: "xsota" };
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i] ?? "";
+    if (a === "--allow-unsigned") {
+      o.allowUnsigned = true;
+      continue;
+    }
+    const v = args[i + 1];
+    if (!a.startsWith("--")) return `unexpected argument '${a}'`;
+    if (v === undefined) return `${a} needs a value`;
+    i++;
+    if (a === "--thing") o.thing = v;
+    else if (a === "--count") {
+      o.count = /^[0-9]+$/.test(v) ? Number(v) : NaN;
+      if (!(o.count >= 1 && o.count <= MAX_COUNT)) return `--count takes 1 to ${MAX_COUNT}, got ${v}`;
+    } else if (a === "--firmware") o.firmware = v;
+    else if (a === "--key") {
+      const eq = v.indexOf("=");
+      const [label, path] = eq > 0 ? [v.slice(0, eq), v.slice(eq + 1)] : [SIGNER_LABEL, v];
+      try {
+        o.keys[label] = readFileSync(path, "utf8");
+      } catch (e) {
+        return `cannot read key ${path}: ${(e as Error).message}`;
+      }
+    } else if (a === "--broker") o.broker = v;
+    else if (a === "--ca") o.ca = v;
+    else if (a === "--dir") o.dir = v;
+    else if (a === "--cloud") {
+      if (v !== "aws" && v !== "enos") return `--cloud takes aws or enos, got ${v}`;
+      o.cloud = v;
+    } else if (a === "--product") o.product = v;
+    else if (a === "--until") o.until = v;
+    else return `unknown option ${a}`;
+  }
+  if (Object.keys(o.keys).length === 0 && !o.allowUnsigned) return "give the code-signing public key (--key PUB.pem), or --allow-unsigned for a development device";
+  if (!/^[a-zA-Z0-9:_-]*$/.test(o.thing)) return `thing name '${o.thing}': letters, digits, ':', '_' and '-' only`;
+  return o;
+}
+
+function describeEvent(e: DeviceEvent): string {
+  switch (e.type) {
+    case "boot":
+      return `boot ${e.boots}: ${e.slot} runs ${e.version}${e.bootloader.length > 1 ? ` (bootloader: ${e.bootloader.slice(0, -1).join("; ")})` : ""}`;
+    case "log":
+      return `${e.level}: ${e.message}`;
+    case "restart":
+      return `restart: ${e.reason}`;
+    case "halt":
+      return `halted: ${e.reason}`;
+  }
+}
+
+export async function simCommand(args: string[], io: Io, hooks: SimCommandHooks = {}): Promise<number> {
+  const o = parse(args);
+  if (typeof o === "string") {
+    io.err(`xs-ota sim: ${o}`);
+    for (const line of USAGE) io.err(line);
+    return 2;
+  }
+  const base = o.thing || (o.count > 1 ? "dev" : "dev-1");
+  const things = o.count > 1 ? Array.from({ length: o.count }, (_, i) => `${base}-${i + 1}`) : [base];
+  const caPath = o.ca ?? (existsSync(DEFAULT_CA) ? DEFAULT_CA : undefined);
+  let ca: string | undefined;
+  try {
+    ca = caPath === undefined ? undefined : readFileSync(caPath, "utf8");
+    if (o.firmware !== undefined) {
+      const image = new Uint8Array(readFileSync(o.firmware));
+      for (const thing of things) flashDevice(join(o.dir, thing), image);
+      io.out(`flashed ${o.firmware} into ${things.length === 1 ? things[0] : `${things.length} devices`} (${o.dir})`);
+    }
+  } catch (e) {
+    io.err(`error: ${e instanceof Error ? e.message : String(e)}`);
+    return 1;
+  }
+  const verbose = things.length === 1;
+  const devices = things.map((thing) => {
+    const cloud: SimCloud = o.cloud === "enos" ? { kind: "enos", productKey: o.product, deviceKey: thing } : { kind: "aws" };
+    return new SimulatedDevice({ dir: join(o.dir, thing), thing, brokerUrl: o.broker, keys: o.keys, cloud, config: { ...(ca ? { ca } : {}), allowUnsigned: o.allowUnsigned } });
+  });
+  const started = performance.now();
+  const firstVersion = new Map<string, string>();
+  let halted = 0;
+  let check = () => {};
+  for (const d of devices) {
+    d.on("event", (e) => {
+      if (e.type === "boot" && !firstVersion.has(d.o.thing)) firstVersion.set(d.o.thing, e.version);
+      if (e.type === "halt") halted++;
+      if (verbose || e.type === "boot" || e.type === "halt" || (e.type === "log" && e.level === "error")) io.out(`${d.o.thing}  ${describeEvent(e)}`);
+      check();
+    });
+  }
+  const done = new Promise<number>((resolve) => {
+    check = () => {
+      if (halted > 0 && o.until !== undefined) return resolve(1);
+      if (o.until === undefined) return;
+      if (devices.every((d) => d.version === o.until && d.bootInfo()?.state === "valid" && !d.jobPending())) resolve(0);
+    };
+  });
+  // A confirm is a flash write, not an event: look again now and then.
+  const poll = setInterval(() => check(), 200);
+  try {
+    for (const d of devices) {
+      try {
+        await d.start();
+      } catch (e) {
+        io.err(`${d.o.thing}  error: ${e instanceof Error ? e.message : String(e)}`);
+        halted++;
+      }
+    }
+    io.out(`${devices.length === 1 ? devices[0]?.o.thing : `${devices.length} devices`} running; broker ${o.broker}${o.until ? `; until every device runs ${o.until}` : "; Ctrl-C stops"}`);
+    const stop = hooks.stopped ?? waitForSignal();
+    const code = await Promise.race([done, stop.then(() => 0)]);
+    const seconds = ((performance.now() - started) / 1000).toFixed(1);
+    const on = new Map<string, number>();
+    for (const d of devices) on.set(d.version ?? "(none)", (on.get(d.version ?? "(none)") ?? 0) + 1);
+    const updated = devices.filter((d) => d.version !== undefined && d.version !== firstVersion.get(d.o.thing)).length;
+    io.out(`${[...on].map(([v, n]) => `${n} on ${v}`).join(", ")}; ${updated} updated, ${halted} halted, ${seconds} s`);
+    return code;
+  } finally {
+    clearInterval(poll);
+    for (const d of devices) await d.stop();
+  }
+}

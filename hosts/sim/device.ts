@@ -1,0 +1,218 @@
+/**
+ * A simulated ESP32 running its firmware on the real XS engine. Power on: the simulated
+ * bootloader (ESP-IDF rules, rollback enabled) picks a slot in the flash file, the image there
+ * is checked and its JavaScript program is evaluated in a fresh `xsnap-worker`. The program
+ * reaches the hardware through the bridge (hosts/sim/xs: flash, NVS, MQTT, HTTP, timers,
+ * digests), which this side serves. `restart()` from the firmware, or a crash, resets the chip:
+ * the XS machine is killed where it stands and the bootloader runs again.
+ */
+import { EventEmitter } from "node:events";
+import type { AgentConfig } from "../../modules/agent/config.ts";
+import type { BootInfo } from "../../modules/ports/boot-control.ts";
+import { OtadataBootControl } from "../../modules/storage/otadata-boot.ts";
+import { JOB_KEY } from "../../modules/agent/agent.ts";
+import { runBootloader } from "./bootloader.ts";
+import { checkImage, imageProgram, openBoard, type Board } from "./board.ts";
+import { NodeMqtt } from "./mqtt.ts";
+import { NodeHttp } from "./http.ts";
+import { XsWorker, XsError } from "./xsnap.ts";
+import { BridgeHost } from "./bridge-host.ts";
+import type { SimCloud, SimIdentity } from "./xs/host.ts";
+
+export interface DeviceOptions {
+  /** The folder of a flashed device (hosts/sim/board.ts: flashDevice). */
+  dir: string;
+  thing: string;
+  brokerUrl: string;
+  /** Code-signing public keys (PEM) by certfile label. */
+  keys: Record<string, string>;
+  cloud?: SimCloud;
+  /** Agent settings the firmware starts with (e.g. the HTTPS CA). */
+  config?: Partial<AgentConfig>;
+  /** Milliseconds before a crashed firmware is restarted (default 500). */
+  crashDelay?: number;
+}
+
+export type DeviceEvent =
+  | { type: "boot"; boots: number; slot: string; version: string; bootloader: string[] }
+  | { type: "log"; level: string; message: string }
+  | { type: "restart"; reason: string }
+  | { type: "halt"; reason: string };
+
+export class SimulatedDevice extends EventEmitter<{ event: [DeviceEvent] }> {
+  readonly o: DeviceOptions;
+  boots = 0;
+  slot: string | undefined;
+  version: string | undefined;
+  #board: Board | undefined;
+  #worker: XsWorker | undefined;
+  #bridge: BridgeHost | undefined;
+  #mqtt: NodeMqtt | undefined;
+  #generation = 0;
+  #resetting: Promise<void> | undefined;
+  #stopped = true;
+
+  constructor(options: DeviceOptions) {
+    super();
+    this.o = options;
+  }
+
+  /** Powers the device on (opens its flash) and boots it. */
+  async start(): Promise<void> {
+    if (!this.#stopped) return;
+    this.#stopped = false;
+    this.#board = openBoard(this.o.dir);
+    await this.#boot();
+  }
+
+  /** Power off: the firmware stops where it is; flash and NVS keep what was written. */
+  async stop(): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    this.#generation++;
+    await this.#powerDown();
+    this.#board?.close();
+    this.#board = undefined;
+  }
+
+  /** The running slot's trial state as otadata says ("pending" until the firmware confirms). */
+  bootInfo(): BootInfo | undefined {
+    if (!this.#board || this.slot === undefined) return undefined;
+    return new OtadataBootControl(this.#board.partitions).info();
+  }
+
+  /** Whether the agent holds a job record in NVS (a job under way, or an outcome not yet reported). */
+  jobPending(): boolean {
+    return this.#board?.store.get(JOB_KEY) !== undefined;
+  }
+
+  /** Resolves once a reset in progress has booted again. */
+  async settled(): Promise<void> {
+    while (this.#resetting) await this.#resetting;
+  }
+
+  #emit(event: DeviceEvent): void {
+    this.emit("event", event);
+  }
+
+  async #powerDown(): Promise<void> {
+    const worker = this.#worker;
+    this.#worker = undefined;
+    this.#bridge?.close();
+    this.#bridge = undefined;
+    await worker?.kill();
+    const mqtt = this.#mqtt;
+    this.#mqtt = undefined;
+    await mqtt?.close().catch(() => undefined);
+  }
+
+  /** A chip reset: power down, then the bootloader runs again. */
+  #reset(reason: string, delay = 0): void {
+    if (this.#resetting || this.#stopped) return;
+    const generation = ++this.#generation;
+    this.#emit({ type: "restart", reason });
+    this.#resetting = (async () => {
+      await this.#powerDown();
+      if (delay) await new Promise((r) => setTimeout(r, delay));
+      if (generation !== this.#generation || this.#stopped) return;
+      this.#resetting = undefined;
+      await this.#boot();
+    })().finally(() => {
+      if (generation === this.#generation) this.#resetting = undefined;
+    });
+  }
+
+  async #boot(): Promise<void> {
+    const board = this.#board;
+    if (!board) return;
+    const generation = this.#generation;
+    this.boots++;
+    const outcome = runBootloader(board.partitions, checkImage);
+    if (outcome.slot === undefined) {
+      this.slot = undefined;
+      this.#emit({ type: "halt", reason: outcome.log.join("; ") });
+      return;
+    }
+    const program = imageProgram(board.partitions.open(outcome.slot));
+    this.slot = outcome.slot;
+    this.version = program.version;
+    this.#emit({ type: "boot", boots: this.boots, slot: outcome.slot, version: program.version, bootloader: outcome.log });
+
+    let mqtt: NodeMqtt | undefined;
+    try {
+      mqtt = await NodeMqtt.connect(this.o.brokerUrl, { clientId: this.o.thing, connectTimeout: 10_000 });
+    } catch (e) {
+      // The firmware still runs; the session comes up later or never (its agent waits).
+      this.#emit({ type: "log", level: "warn", message: `MQTT: ${e instanceof Error ? e.message : String(e)}` });
+    }
+    if (generation !== this.#generation) {
+      await mqtt?.close();
+      return;
+    }
+    this.#mqtt = mqtt;
+    const identity: SimIdentity = {
+      thing: this.o.thing,
+      cloud: this.o.cloud ?? { kind: "aws" },
+      keys: this.o.keys,
+      config: this.o.config ?? {},
+      table: board.table,
+      running: outcome.slot,
+      connected: mqtt !== undefined,
+    };
+    const worker = new XsWorker(this.o.thing);
+    this.#worker = worker;
+    const bridge = new BridgeHost({
+      flash: board.file.flash,
+      store: board.store,
+      http: new NodeHttp(),
+      mqtt,
+      identity,
+      log: (level, message) => this.#emit({ type: "log", level, message }),
+      restart: () => this.#reset("restart() by the firmware"),
+      wake: () => this.#pump(worker),
+    });
+    this.#bridge = bridge;
+    worker.hostCall = (request) => bridge.serve(request);
+    this.#run(worker, worker.evaluate(program.source));
+    if (!mqtt) void this.#connectLater(generation, bridge);
+  }
+
+  /** The broker was not there at boot: keep trying, as a device's Wi-Fi/MQTT task would. */
+  async #connectLater(generation: number, bridge: BridgeHost): Promise<void> {
+    while (generation === this.#generation && !this.#stopped) {
+      await new Promise((r) => setTimeout(r, 2000));
+      if (generation !== this.#generation || this.#stopped) return;
+      try {
+        const mqtt = await NodeMqtt.connect(this.o.brokerUrl, { clientId: this.o.thing, connectTimeout: 10_000 });
+        if (generation !== this.#generation || this.#stopped) return void (await mqtt.close());
+        this.#mqtt = mqtt;
+        bridge.attachMqtt(mqtt);
+        return;
+      } catch {
+        // still not there
+      }
+    }
+  }
+
+  /** Runs one command of the firmware; a throw out of it is a crash (a panic resets the chip). */
+  #run(worker: XsWorker, command: Promise<unknown>): void {
+    command.then(
+      () => {
+        if (worker === this.#worker) this.#bridge?.idle();
+      },
+      (e: unknown) => {
+        if (worker !== this.#worker) return;
+        const reason = e instanceof XsError ? e.message.split("\n")[0] : String(e);
+        this.#emit({ type: "log", level: "error", message: `firmware crashed: ${reason}` });
+        this.#reset(`crash: ${reason}`, this.o.crashDelay ?? 500);
+      },
+    );
+  }
+
+  /** Events are waiting and XS is idle: let the firmware's event loop take them. */
+  #pump(worker: XsWorker): void {
+    if (worker !== this.#worker) return;
+    this.#run(worker, worker.evaluate("__sim.pump()"));
+  }
+
+}

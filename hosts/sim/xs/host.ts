@@ -1,0 +1,79 @@
+/**
+ * What a firmware image for the simulator imports as `xs-ota/sim/host`: the board's ports over
+ * the bridge, and the identity the device was provisioned with (thing name, cloud, code-signing
+ * keys, agent settings), as a device reads them from NVS. Runs inside XS.
+ *
+ *   import { startSimAgent } from "xs-ota/sim/host";
+ *   startSimAgent({ selfTest: () => sensorsRespond() });
+ */
+import type { PartitionExtent } from "../partitions.ts";
+import { SimPartitions } from "../partitions.ts";
+import { MemoryKeyStore } from "../key-store.ts";
+import { OtadataBootControl } from "../../../modules/storage/otadata-boot.ts";
+import { nobleVerifier } from "../../../modules/verify/noble-signature.ts";
+import { startAwsAgent, startEnosAgent, type Agent, type AgentApp, type AgentConfig, type AgentPorts } from "../../../modules/agent/index.ts";
+import { call, pump } from "./bridge.ts";
+import { BridgedFlash } from "./flash.ts";
+import { BridgedHttp } from "./http.ts";
+import { BridgedMqtt } from "./mqtt.ts";
+import { BridgedClock } from "./clock.ts";
+import { BridgedStateStore } from "./state-store.ts";
+import { bridgedDigests } from "./digest.ts";
+import { BridgedSystem } from "./system.ts";
+
+export type SimCloud = { kind: "aws" } | { kind: "enos"; productKey: string; deviceKey: string; fileBase?: string };
+
+/** How the device was provisioned; the host answers it at every boot. */
+export interface SimIdentity {
+  thing: string;
+  cloud: SimCloud;
+  /** Code-signing public keys (PEM) by certfile label. */
+  keys: Record<string, string>;
+  /** Agent settings (the HTTPS CA among them). */
+  config: Partial<AgentConfig>;
+  /** The flash layout and the slot the bootloader started. */
+  table: PartitionExtent[];
+  running: string;
+  /** Whether the host's MQTT session is up at boot. */
+  connected: boolean;
+}
+
+export interface SimBoard {
+  ports: AgentPorts;
+  identity: SimIdentity;
+}
+
+// The host runs `__sim.pump()` whenever events wait and this machine is idle.
+(globalThis as Record<string, unknown>).__sim = { pump };
+
+let board: SimBoard | undefined;
+
+/** The ports of this simulated board (made once per boot). */
+export function simBoard(): SimBoard {
+  if (board) return board;
+  const identity = call("device.identity").json.identity as SimIdentity;
+  const partitions = new SimPartitions(new BridgedFlash(), identity.table, identity.running);
+  const ports: AgentPorts = {
+    partitions,
+    boot: new OtadataBootControl(partitions),
+    store: new BridgedStateStore(),
+    clock: new BridgedClock(),
+    http: new BridgedHttp(),
+    mqtt: new BridgedMqtt(),
+    digests: bridgedDigests,
+    verifier: nobleVerifier,
+    keys: new MemoryKeyStore(identity.thing, identity.keys),
+    system: new BridgedSystem(partitions),
+  };
+  board = { ports, identity };
+  return board;
+}
+
+/** Starts the update agent for the cloud this device was provisioned for. */
+export function startSimAgent(app: AgentApp, config: Partial<AgentConfig> = {}): Agent {
+  const { ports, identity } = simBoard();
+  const merged = { ...identity.config, ...config, thing: identity.thing };
+  const o = { ports, app, config: merged, connected: identity.connected };
+  const cloud = identity.cloud;
+  return cloud.kind === "enos" ? startEnosAgent({ ...o, productKey: cloud.productKey, deviceKey: cloud.deviceKey, fileBase: cloud.fileBase }) : startAwsAgent(o);
+}
