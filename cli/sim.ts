@@ -1,11 +1,14 @@
 /**
  * xs-ota sim [--thing T] [--count N] [--firmware FW.bin] [--key [LABEL=]PUB.pem]... [--allow-unsigned]
- *            [--broker URL] [--ca CA.pem] [--dir DIR] [--cloud aws|enos] [--product PK] [--until VERSION]
+ *            [--broker URL] [--ca CA.pem] [--dir DIR] [--cloud aws|enos] [--product PK] [--file-base URL]
+ *            [--until VERSION]
  *
  * Simulated ESP32s on the desktop (hosts/sim/device.ts): each has a flash file with the 4 MB
  * partition table and runs the firmware in its booted slot on the XS engine. `--firmware`
  * flashes every device first, as `esptool write_flash` would; without it the devices in DIR
  * carry on from where they were (a download resumes). With `--count N` the things are T-1..T-N.
+ * `--cloud enos` makes EnOS devices (product PK, device key = thing name) that resolve the
+ * relative fileUrl of an upgrade against `--file-base` (the cloud's EnOS file endpoint).
  * Runs until SIGINT/SIGTERM, or with `--until VERSION` until every device runs VERSION
  * confirmed and has reported the outcome (exit 0), or one cannot boot (exit 1).
  */
@@ -20,7 +23,7 @@ import { SIGNER_LABEL, DEFAULT_MQTT_PORT } from "../cloud/server.ts";
 
 const USAGE = [
   "usage: xs-ota sim [--thing T] [--count N] [--firmware FW.bin] [--key [LABEL=]PUB.pem]... [--allow-unsigned]",
-  "                  [--broker URL] [--ca CA.pem] [--dir DIR] [--cloud aws|enos] [--product PK] [--until VERSION]",
+  "                  [--broker URL] [--ca CA.pem] [--dir DIR] [--cloud aws|enos] [--product PK] [--file-base URL] [--until VERSION]",
 ];
 const DEFAULT_CA = ".xs-ota-cloud/tls/ca.pem";
 const MAX_COUNT = 200;
@@ -36,6 +39,7 @@ export interface SimOptions {
   dir: string;
   cloud: "aws" | "enos";
   product: string;
+  fileBase?: string;
   until?: string;
 }
 
@@ -76,6 +80,7 @@ function parse(args: string[]): SimOptions | string {
       if (v !== "aws" && v !== "enos") return `--cloud takes aws or enos, got ${v}`;
       o.cloud = v;
     } else if (a === "--product") o.product = v;
+    else if (a === "--file-base") o.fileBase = v;
     else if (a === "--until") o.until = v;
     else return `unknown option ${a}`;
   }
@@ -121,7 +126,7 @@ export async function simCommand(args: string[], io: Io, hooks: SimCommandHooks 
   }
   const verbose = things.length === 1;
   const devices = things.map((thing) => {
-    const cloud: SimCloud = o.cloud === "enos" ? { kind: "enos", productKey: o.product, deviceKey: thing } : { kind: "aws" };
+    const cloud: SimCloud = o.cloud === "enos" ? { kind: "enos", productKey: o.product, deviceKey: thing, ...(o.fileBase ? { fileBase: o.fileBase } : {}) } : { kind: "aws" };
     return new SimulatedDevice({ dir: join(o.dir, thing), thing, brokerUrl: o.broker, keys: o.keys, cloud, config: { ...(ca ? { ca } : {}), allowUnsigned: o.allowUnsigned } });
   });
   const started = performance.now();

@@ -21,7 +21,9 @@
  *              stream per job for each target
  *   nrf:       {operation:"app_fw_update", fwversion, size, location:{url: <placeholder>}}
  *   zerynth:   {bc_idx:0, bc_crc: md5, bc_size, bc_url: <placeholder>}
- *   enos:      the firmware is offered to product `productKey` (no AWS job); document = the offer.
+ *   enos:      the firmware is offered to product `productKey` (no AWS job) and an upgrade is
+ *              pushed to each target (device key = thing) that is online; the others find it
+ *              with getversion when they connect. document = the offer.
  *
  * State: jobs in dataDir/jobs.json (AwsJobsService), each job's firmware and how it was offered in
  * dataDir/files/<jobId>.bin + <jobId>.json, re-offered on start; the CA in dataDir/tls.
@@ -293,6 +295,9 @@ export async function startCloud(options: CloudOptions): Promise<Cloud> {
         const entry = offer(record, bytes);
         if (entry !== undefined) {
           record.document = entry;
+          // As EnOS starts an OTA job: an upgrade push to each target; a device that is away misses it.
+          const productKey = record.productKey ?? "xsota";
+          for (const deviceKey of targets) enos.pushUpgrade(productKey, deviceKey, version, { timeoutMs: 30_000 }).catch(() => undefined);
         } else {
           await jobs.createJob({ jobId, document, targets, presignedUrlConfig: { expiresInSec: 3600 } });
         }

@@ -163,6 +163,19 @@ describe.each(brokers)("simulated devices on XS [$name]", ({ name, url, skip }) 
     expect(d.version).toBe("1.0.0");
   });
 
+  it.skipIf(skip === true)("an EnOS device on XS: the offered firmware is pushed, installed, and informed", async () => {
+    const thing = `enos-${name}`;
+    const dir = join(work, `enos-${name}`);
+    const run = runCliLines(["sim", "--thing", thing, "--firmware", v100, "--allow-unsigned", "--cloud", "enos", "--product", `pk-${name}`, "--file-base", cloud.urls.http, "--broker", cloud.urls.mqtt, "--dir", dir, "--until", "1.0.1"]);
+    await until(() => cloud.enos.device(`pk-${name}`, thing)?.version === "1.0.0", "the device to inform its version");
+    await createJob(cloud, { thing, file: v101, format: "enos", productKey: `pk-${name}`, jobId: `enos-${name}` });
+    const r = await run;
+    expect(r.code, [...r.out, ...r.err].join("\n")).toBe(0);
+    expect(r.out).toContain(`${thing}  boot 2: ota_1 runs 1.0.1 (bootloader: otadata[1] seq 2 -> PENDING_VERIFY)`);
+    expect(r.out.at(-1)).toMatch(/^1 on 1\.0\.1; 1 updated, 0 halted/);
+    await until(() => cloud.enos.device(`pk-${name}`, thing)?.version === "1.0.1", "the inform of 1.0.1");
+  });
+
   it.skipIf(skip === true)("xs-ota sim --count 3 --until 1.0.1: a fleet job updates every device", async () => {
     const dir = join(work, `fleet-${name}`);
     const run = runCliLines(["sim", "--thing", `fleet-${name}`, "--count", "3", "--firmware", v100, "--key", publicPath, "--broker", cloud.urls.mqtt, "--ca", cloud.caPath, "--dir", dir, "--until", "1.0.1"]);
