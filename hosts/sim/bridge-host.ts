@@ -11,7 +11,8 @@ import type { Mqtt, QoS } from "../../modules/ports/mqtt.ts";
 import type { Digest, DigestAlgorithm } from "../../modules/ports/digest.ts";
 import { OtaError, isOtaError } from "../../modules/errors.ts";
 import { nodeDigests } from "./node-digest.ts";
-import { frame, unframe, type BridgeEvent } from "./xs/bridge.ts";
+import { frame, unframe, RAW_MIN, type BridgeEvent } from "./xs/bridge.ts";
+import type { HostCall } from "./xsnap.ts";
 import type { SimIdentity } from "./xs/host.ts";
 
 export interface BridgeHardware {
@@ -29,6 +30,56 @@ export interface BridgeHardware {
 }
 
 const LEVELS = new Set(["debug", "info", "warn", "error"]);
+
+/** What a bridge call answers: its header, and bytes that go back raw when they are large. */
+export interface Reply {
+  json: Record<string, unknown>;
+  bytes?: Uint8Array;
+}
+
+const reply = (json: Record<string, unknown>, bytes?: Uint8Array): Reply => ({ json, bytes });
+
+/**
+ * The Node side of the bridge's framing (hosts/sim/xs/bridge.ts): a call whose bytes come raw is
+ * answered "send" and completed by the next message; a reply with large bytes says "raw" and the
+ * next (empty) message takes them. An OtaError becomes an error reply, anything else a host error.
+ */
+export function framedHostCall(handle: (json: Record<string, unknown>, bytes: Uint8Array) => Promise<Reply>): HostCall {
+  let waitingFor: Record<string, unknown> | undefined;
+  let outgoing: Uint8Array | undefined;
+  const run = async (json: Record<string, unknown>, bytes: Uint8Array): Promise<Uint8Array> => {
+    try {
+      const r = await handle(json, bytes);
+      if (r.bytes && r.bytes.length >= RAW_MIN) {
+        outgoing = r.bytes;
+        return frame({ ...r.json, raw: r.bytes.length });
+      }
+      return frame(r.json, r.bytes);
+    } catch (e) {
+      if (isOtaError(e)) return frame({ error: { code: e.code, message: e.message } });
+      return frame({ hostError: e instanceof Error ? e.message : String(e) });
+    }
+  };
+  return (message) => {
+    if (waitingFor) {
+      const json = waitingFor;
+      waitingFor = undefined;
+      const { offset, length } = json.raw as { offset: number; length: number };
+      return run(json, message.subarray(offset, offset + length));
+    }
+    if (outgoing && message.length === 0) {
+      const bytes = outgoing;
+      outgoing = undefined;
+      return bytes;
+    }
+    const { json, bytes } = unframe(message);
+    if (json.raw !== undefined) {
+      waitingFor = json;
+      return frame({ send: true });
+    }
+    return run(json, bytes);
+  };
+}
 
 export class BridgeHost {
   readonly #hw: BridgeHardware;
@@ -80,65 +131,52 @@ export class BridgeHost {
     this.#hw.wake();
   }
 
-  async serve(message: Uint8Array): Promise<Uint8Array> {
-    const { json, bytes } = unframe(message);
-    try {
-      if (this.#closed) return new Promise<Uint8Array>(() => undefined); // the chip is off
-      return await this.#call(String(json.op), json, bytes);
-    } catch (e) {
-      if (isOtaError(e)) return frame({ error: { code: e.code, message: e.message } });
-      return frame({ hostError: e instanceof Error ? e.message : String(e) });
-    }
-  }
+  readonly serve: HostCall = framedHostCall((json, bytes) => {
+    if (this.#closed) return new Promise<Reply>(() => undefined); // the chip is off
+    return this.#call(String(json.op), json, bytes);
+  });
 
-  async #call(op: string, a: Record<string, unknown>, bytes: Uint8Array): Promise<Uint8Array> {
+  async #call(op: string, a: Record<string, unknown>, bytes: Uint8Array): Promise<Reply> {
     const hw = this.#hw;
     switch (op) {
       case "device.identity":
-        return frame({ identity: hw.identity });
-      case "events.take": {
-        const batch = this.#events.splice(0);
-        const size = batch.reduce((n, e) => n + (e.bytes?.length ?? 0), 0);
-        const out = new Uint8Array(size);
-        let at = 0;
-        for (const e of batch) {
-          if (e.bytes) out.set(e.bytes, at);
-          at += e.bytes?.length ?? 0;
-        }
-        return frame({ events: batch.map((e) => e.event) }, out);
+        return reply({ identity: hw.identity });
+      case "events.next": {
+        const next = this.#events.shift();
+        return next ? reply({ event: next.event }, next.bytes) : reply({});
       }
       case "flash.status":
-        return frame({ status: hw.flash.status() });
+        return reply({ status: hw.flash.status() });
       case "flash.read":
-        return frame({}, new Uint8Array(hw.flash.read(int(a.length), int(a.offset))));
+        return reply({}, new Uint8Array(hw.flash.read(int(a.length), int(a.offset))));
       case "flash.write":
         hw.flash.write(bytes.slice(), int(a.offset));
-        return frame({});
+        return reply({});
       case "flash.erase":
         hw.flash.eraseBlock(int(a.first), a.last === undefined || a.last === null ? undefined : int(a.last));
-        return frame({});
+        return reply({});
       case "state.get": {
         const value = hw.store.get(String(a.key));
-        return value === undefined ? frame({ found: false }) : frame({ found: true }, value);
+        return value === undefined ? reply({ found: false }) : reply({ found: true }, value);
       }
       case "state.set":
         hw.store.set(String(a.key), bytes.slice());
-        return frame({});
+        return reply({});
       case "state.delete":
         hw.store.delete(String(a.key));
-        return frame({});
+        return reply({});
       case "digest.create": {
         const id = this.#next++;
         this.#digests.set(id, nodeDigests.create(a.algorithm as DigestAlgorithm));
-        return frame({ id });
+        return reply({ id });
       }
       case "digest.update":
         this.#digest(a.id).update(bytes);
-        return frame({});
+        return reply({});
       case "digest.finish": {
         const result = this.#digest(a.id).finish();
         this.#digests.delete(int(a.id));
-        return frame({}, result);
+        return reply({}, result);
       }
       case "timer.set": {
         const id = int(a.id);
@@ -150,41 +188,50 @@ export class BridgeHost {
             this.#queue({ kind: "timer", id });
           }, Math.min(int(a.ms), 0x7fffffff)),
         );
-        return frame({});
+        return reply({});
       }
       case "timer.clear":
         clearTimeout(this.#timers.get(int(a.id)));
         this.#timers.delete(int(a.id));
-        return frame({});
+        return reply({});
       case "http.request": {
         const response = await hw.http.request(a.request as HttpRequest);
         const id = this.#next++;
         this.#responses.set(id, response);
-        return frame({ id, status: response.status, headers: response.headers });
+        return reply({ id, status: response.status, headers: response.headers });
       }
-      case "http.read": {
-        const chunk = await this.#responses.get(int(a.id))?.read();
-        return chunk === undefined ? frame({ end: true }) : frame({}, chunk);
-      }
+      case "http.read":
+        return this.#read(int(a.id));
       case "http.close":
         this.#responses.get(int(a.id))?.close();
         this.#responses.delete(int(a.id));
-        return frame({});
+        return reply({});
       case "mqtt.subscribe":
         await this.#session().subscribe(String(a.topic), a.qos as QoS);
-        return frame({});
+        return reply({});
       case "mqtt.publish":
         await this.#session().publish(String(a.topic), bytes.slice(), a.qos as QoS);
-        return frame({});
+        return reply({});
       case "system.log":
         hw.log(LEVELS.has(String(a.level)) ? String(a.level) : "info", String(a.message));
-        return frame({});
+        return reply({});
       case "system.restart":
         hw.restart();
-        return new Promise<Uint8Array>(() => undefined);
+        return new Promise<Reply>(() => undefined);
       default:
         throw new OtaError("bad-argument", `unknown bridge call ${op}`);
     }
+  }
+
+  /** The chunk follows as an event when it arrives, as Moddable's HTTP client calls back when data is readable. */
+  #read(id: number): Reply {
+    const response = this.#responses.get(id);
+    if (!response) return reply({ end: true });
+    response.read().then(
+      (chunk) => this.#queue({ kind: "http.data", id, end: chunk === undefined, length: chunk?.length ?? 0 }, chunk),
+      (e: unknown) => this.#queue({ kind: "http.data", id, error: isOtaError(e) ? { code: e.code, message: e.message } : { code: "network", message: String(e) } }),
+    );
+    return reply({ pending: true });
   }
 
   #digest(id: unknown): Digest {

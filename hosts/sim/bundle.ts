@@ -19,11 +19,16 @@ const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 export interface BundleOptions {
   /** Shorter output (esbuild's minifier): what a firmware image should carry. */
   minify?: boolean;
+  /**
+   * Module specifiers resolved to files instead, e.g. a platform's modules ("flash", "timer",
+   * "embedded:...") to stand-ins, so code written for that platform runs on the XS test engine.
+   */
+  aliases?: Record<string, string>;
 }
 
 /** Bundles `entrySource` (a module's text; imports are absolute paths or xs-ota/...) into a script. */
 export function bundleForXs(entrySource: string, options: BundleOptions = {}): Promise<string> {
-  const key = `${options.minify ? "min:" : ""}${entrySource}`;
+  const key = `${options.minify ? "min:" : ""}${options.aliases ? `${JSON.stringify(options.aliases)}:` : ""}${entrySource}`;
   let found = cache.get(key);
   if (!found) {
     found = build(entrySource, options);
@@ -55,10 +60,16 @@ async function build(entrySource: string, options: BundleOptions): Promise<strin
     resolveId: (id) => (id === "\0xs-entry" ? id : null),
     load: (id) => (id === "\0xs-entry" ? entrySource : null),
   };
+  const aliases = options.aliases ?? {};
+  const aliased: Plugin = {
+    name: "xs-aliases",
+    resolveId: (id) => (Object.hasOwn(aliases, id) ? aliases[id] : null),
+  };
   const bundle = await rollup({
     input: "\0xs-entry",
     plugins: [
       virtual,
+      aliased,
       xsOtaPaths,
       nodeResolve({ extensions: [".ts", ".js"] }),
       // exclude nothing: @noble/curves itself has `static BASE = new Point(...)`.

@@ -15,7 +15,7 @@ import { runBootloader } from "./bootloader.ts";
 import { checkImage, imageProgram, openBoard, type Board } from "./board.ts";
 import { NodeMqtt } from "./mqtt.ts";
 import { NodeHttp } from "./http.ts";
-import { XsWorker, XsError } from "./xsnap.ts";
+import { XsWorker, XsError, type XsMeters, type XsReply } from "./xsnap.ts";
 import { BridgeHost } from "./bridge-host.ts";
 import type { SimCloud, SimIdentity } from "./xs/host.ts";
 
@@ -31,6 +31,12 @@ export interface DeviceOptions {
   config?: Partial<AgentConfig>;
   /** Milliseconds before a crashed firmware is restarted (default 500). */
   crashDelay?: number;
+  /**
+   * XS's meters after each command of the firmware (its boot, then each turn of its event loop),
+   * and with `liveHeap` the heap's live slots right after, counted after a collection.
+   */
+  onMeters?: (meters: XsMeters, command: "boot" | "pump", liveHeap?: number) => void;
+  liveHeap?: boolean;
 }
 
 export type DeviceEvent =
@@ -173,7 +179,7 @@ export class SimulatedDevice extends EventEmitter<{ event: [DeviceEvent] }> {
     });
     this.#bridge = bridge;
     worker.hostCall = (request) => bridge.serve(request);
-    this.#run(worker, worker.evaluate(program.source));
+    this.#run(worker, worker.evaluate(program.source), "boot");
     if (!mqtt) void this.#connectLater(generation, bridge);
   }
 
@@ -195,9 +201,12 @@ export class SimulatedDevice extends EventEmitter<{ event: [DeviceEvent] }> {
   }
 
   /** Runs one command of the firmware; a throw out of it is a crash (a panic resets the chip). */
-  #run(worker: XsWorker, command: Promise<unknown>): void {
+  #run(worker: XsWorker, command: Promise<XsReply>, kind: "boot" | "pump"): void {
     command.then(
-      () => {
+      async (reply) => {
+        if (worker !== this.#worker) return;
+        const live = this.o.liveHeap ? (await worker.evaluate("gc()")).meters.currentHeapCount : undefined;
+        this.o.onMeters?.(reply.meters, kind, live);
         if (worker === this.#worker) this.#bridge?.idle();
       },
       (e: unknown) => {
@@ -212,7 +221,7 @@ export class SimulatedDevice extends EventEmitter<{ event: [DeviceEvent] }> {
   /** Events are waiting and XS is idle: let the firmware's event loop take them. */
   #pump(worker: XsWorker): void {
     if (worker !== this.#worker) return;
-    this.#run(worker, worker.evaluate("__sim.pump()"));
+    this.#run(worker, worker.evaluate("__sim.pump()"), "pump");
   }
 
 }

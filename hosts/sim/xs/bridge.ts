@@ -4,8 +4,13 @@
  * is one `issueCommand` (XS waits for the answer, as a blocking driver call would), framed as a
  * u32 length, a JSON header, then raw bytes.
  *
+ * Bytes travel without a copy in JavaScript, as they would to a native driver (XS meters a
+ * copy at 2 per byte, which would swamp what the agent itself costs): a call's bytes go in a
+ * second message, the whole buffer they view, and a reply's bytes come back in a message of
+ * their own, a fresh buffer. Only small payloads ride in the frame.
+ *
  * Events (timers due, MQTT messages) go the other way: the host runs `__sim.pump()` when XS is
- * idle, and pump takes them with one call and hands each to its handler, as Moddable's event
+ * idle, and pump takes them one by one and hands each to its handler, as Moddable's event
  * loop calls into JavaScript. Runs inside XS only (uses its `issueCommand` global).
  */
 import { OtaError, type OtaErrorCode } from "../../../modules/errors.ts";
@@ -32,10 +37,17 @@ export function unframe(message: Uint8Array): BridgeReply {
   return { json, bytes: message.subarray(4 + length) };
 }
 
+/** Below this, copying into the frame is cheaper than a second message. */
+export const RAW_MIN = 256;
+
 /** One host call; an OtaError the host reports is thrown here as the same OtaError. */
 export function call(op: string, args: Record<string, unknown> = {}, bytes?: Uint8Array): BridgeReply {
-  const request = frame({ op, ...args }, bytes);
-  const reply = unframe(new Uint8Array(issueCommand(request.buffer as ArrayBuffer)));
+  // A view into a much larger buffer (a block inside a message) is still sent whole: the host cuts it.
+  const raw = bytes !== undefined && bytes.byteLength >= RAW_MIN && bytes.buffer.byteLength <= 4 * bytes.byteLength + 4096;
+  const header = raw ? { op, ...args, raw: { offset: bytes.byteOffset, length: bytes.byteLength } } : { op, ...args };
+  let reply = unframe(new Uint8Array(issueCommand(frame(header, raw ? undefined : bytes).buffer as ArrayBuffer)));
+  if (raw && reply.json.send === true) reply = unframe(new Uint8Array(issueCommand(bytes.buffer as ArrayBuffer)));
+  if (typeof reply.json.raw === "number") reply = { json: reply.json, bytes: new Uint8Array(issueCommand(new ArrayBuffer(0))) };
   if (reply.json.error) throw new OtaError(reply.json.error.code, reply.json.error.message);
   if (typeof reply.json.hostError === "string") throw new Error(`bridge: ${reply.json.hostError}`);
   return reply;
@@ -56,10 +68,21 @@ export function onEvent(kind: string, handler: EventHandler): void {
   handlers.set(kind, handler);
 }
 
-/** Takes every queued event from the host and delivers it. */
+/** Takes the queued events from the host, one by one, and delivers each. */
 export function pump(): void {
-  const { json, bytes } = call("events.take");
-  deliver(json.events as BridgeEvent[], bytes);
+  for (;;) {
+    const { json, bytes } = call("events.next");
+    if (!json.event) return;
+    dispatch(json.event as BridgeEvent, bytes);
+  }
+}
+
+function dispatch(event: BridgeEvent, payload: Uint8Array): void {
+  try {
+    handlers.get(event.kind)?.(event, payload);
+  } catch (e) {
+    call("system.log", { level: "error", message: `event ${event.kind}: ${e instanceof Error ? e.message : String(e)}` });
+  }
 }
 
 /** Hands each event (its payload cut from `bytes`) to its handler; a throw is logged, not fatal. Returns how many. */
@@ -67,13 +90,8 @@ export function deliver(events: BridgeEvent[], bytes: Uint8Array): number {
   let at = 0;
   for (const event of events) {
     const length = event.length ?? 0;
-    const payload = bytes.slice(at, at + length);
+    dispatch(event, bytes.subarray(at, at + length));
     at += length;
-    try {
-      handlers.get(event.kind)?.(event, payload);
-    } catch (e) {
-      call("system.log", { level: "error", message: `event ${event.kind}: ${e instanceof Error ? e.message : String(e)}` });
-    }
   }
   return events.length;
 }

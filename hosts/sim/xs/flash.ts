@@ -19,7 +19,8 @@ export class BridgedFlash implements Flash {
 
   read(length: number, offset: number): ArrayBuffer {
     const { bytes } = call("flash.read", { length, offset });
-    return bytes.slice().buffer as ArrayBuffer;
+    // A raw reply is a buffer of its own; a small one is a view into the reply, copied (cheaply).
+    return (bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength ? bytes.buffer : bytes.slice().buffer) as ArrayBuffer;
   }
 
   write(bytes: ArrayBufferView | ArrayBuffer, offset: number): void {
