@@ -134,10 +134,13 @@ export class Agent {
   #reported = 0;
   #selfTestTimer: TimerId | undefined;
   #stopped = false;
-  /** Every transition and every ignored event, for logs and tests. */
+  /** The latest transitions and ignored events, oldest first, for logs and tests. */
   readonly trace: string[] = [];
+  /** A device runs for months: the trace keeps only this many entries. */
+  readonly #traceLimit: number;
 
-  constructor(options: { ports: AgentPorts; app: AgentApp; channel: JobChannel; config: Partial<AgentConfig> & { thing: string } }) {
+  constructor(options: { ports: AgentPorts; app: AgentApp; channel: JobChannel; config: Partial<AgentConfig> & { thing: string }; traceLimit?: number }) {
+    this.#traceLimit = options.traceLimit ?? 32;
     this.#ports = options.ports;
     this.#app = options.app;
     this.#channel = options.channel;
@@ -148,7 +151,7 @@ export class Agent {
       initial: "booting",
       context: this as Agent,
       unmatched: (state, event) => this.#log(`ignored ${event.type} in ${state}`),
-      onTransition: (from, event, to) => this.trace.push(`${from} --${event.type}--> ${to}`),
+      onTransition: (from, event, to) => this.#trace(`${from} --${event.type}--> ${to}`),
     });
     this.#channel.onJob((result) => this.dispatch({ type: "job", result }));
   }
@@ -491,12 +494,17 @@ export class Agent {
     }
   }
 
+  #trace(entry: string): void {
+    this.trace.push(entry);
+    if (this.trace.length > this.#traceLimit) this.trace.splice(0, this.trace.length - this.#traceLimit);
+  }
+
   #info(message: string): void {
     this.#ports.system.log("info", message);
   }
 
   #log(message: string): void {
-    this.trace.push(message);
+    this.#trace(message);
     this.#ports.system.log("debug", message);
   }
 }

@@ -132,15 +132,22 @@ export function verifyImage(flash: Flash, sha256: () => Digest, options: { chipI
   return { length, header, desc, segments };
 }
 
-/** XOR of a segment's bytes folded to one byte, reading 4 KB at a time, 32 bits per step. */
+/**
+ * XOR of a segment's bytes folded to one byte, reading 4 KB at a time, 32 bits per step. This is
+ * the one loop over every word of an image that runs in JavaScript on the device; eight words a
+ * step halves what XS spends on it (the loop's own bookkeeping, not the XORs, dominates).
+ */
 function streamXor(flash: Flash, offset: number, length: number, hash: Digest): number {
   let acc = 0;
   for (let done = 0; done < length; ) {
     const n = Math.min(4096, length - done);
     const buf = flash.read(n, offset + done);
     hash.update(buf);
-    const words = new Uint32Array(buf, 0, n >> 2);
-    for (let i = 0; i < words.length; i++) acc ^= words[i];
+    const w = new Uint32Array(buf, 0, n >> 2);
+    const end = w.length;
+    let i = 0;
+    for (; i + 8 <= end; i += 8) acc ^= w[i] ^ w[i + 1] ^ w[i + 2] ^ w[i + 3] ^ w[i + 4] ^ w[i + 5] ^ w[i + 6] ^ w[i + 7];
+    for (; i < end; i++) acc ^= w[i];
     done += n;
   }
   return (acc ^ (acc >>> 8) ^ (acc >>> 16) ^ (acc >>> 24)) & 0xff;

@@ -58,7 +58,10 @@ export interface StreamOptions {
   resume?: StreamState;
   /** Called with each new block before it is written; throwing ends the transfer with that error. */
   beforeWrite?(index: number, bytes: Uint8Array): void;
-  /** Called after each block is in flash, with what a resume would need. */
+  /**
+   * Called after each block is in flash, with what a resume would need. The bitmap is the live
+   * one, valid during the call: copy it to keep it (StateStore.set does).
+   */
   persist?(state: StreamState): void;
   /** Client token sent with requests (AWS echoes it in refusals); unique per download by default. */
   clientToken?: string;
@@ -217,7 +220,7 @@ export class StreamDownload {
     this.#quiet = 0;
     this.#problem = undefined;
     this.#advanceHash(i, p);
-    this.#o.persist?.({ bitmap: this.#needed.slice(), erasedTo: this.#o.writer.erasedTo });
+    this.#o.persist?.({ bitmap: this.#needed, erasedTo: this.#o.writer.erasedTo });
     const request = this.#inFlight.find((r) => i >= r.first && i < r.first + r.count);
     if (request && !this.#anyNeeded(request.first, request.count)) this.#retire(request);
     else if (request) this.#rearm(request);

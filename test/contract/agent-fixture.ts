@@ -180,6 +180,8 @@ export class AgentRig {
       app: { selfTest: () => this.app.selfTest(), customJob: this.app.customJob ? (id, doc) => this.app.customJob!(id, doc) : undefined },
       channel: this.channel,
       config: { thing: "dev-1", selfTestTimeout: 5000, progressInterval: 2000, recordInterval: 2000, blockSize: 1024, ...config },
+      // The cases check which rows of the table they took: keep the whole trace.
+      traceLimit: Number.MAX_SAFE_INTEGER,
     });
     this.broker.onMessage((topic, payload) => this.agent.handleMessage(topic, payload));
     return this.agent;

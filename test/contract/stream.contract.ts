@@ -31,7 +31,7 @@ function start(hooks: ServiceHooks = {}, options: Partial<StreamOptions> = {}, s
   const writer = new BlockWriter(slot, file.length, options.resume?.erasedTo ?? 0);
   const client = new StreamDownload({
     mqtt: broker, clock, thing: "dev-1", stream: "AFR_OTA-1", fileId: 3, size: file.length, writer, digests: [digest],
-    blockSize: 1024, window: 2, requestTimeout: 5000, maxRetries: 3, persist: (s) => states.push(s), ...options,
+    blockSize: 1024, window: 2, requestTimeout: 5000, maxRetries: 3, persist: (s) => states.push({ ...s, bitmap: s.bitmap.slice() }), ...options,
   });
   broker.onMessage((topic, payload) => client.handle(topic, payload));
   return { broker, slot, clock, client, digest, states, promise: client.start() };
