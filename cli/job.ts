@@ -18,6 +18,7 @@ import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { DEFAULT_CONTROL_PORT } from "../cloud/server.ts";
 import type { Io } from "./main.ts";
+import { jobDocumentCommand } from "./job-document.ts";
 import { parseAwsJobMessage } from "../modules/jobs/documents.ts";
 import { parseEnosUpgrade } from "../modules/jobs/enos-documents.ts";
 import type { ParseResult, TransferProtocol, UpdatePlan } from "../modules/jobs/plan.ts";
@@ -261,6 +262,7 @@ async function controlCommand(sub: "create" | "list" | "describe", args: string[
 export function jobCommand(args: string[], io: Io): number | Promise<number> {
   const [sub, ...rest] = args;
   if (sub === "parse") return parse(rest, io);
+  if (sub === "document") return jobDocumentCommand(rest, io);
   if (sub === "create" || sub === "list" || sub === "describe") return controlCommand(sub, rest, io);
   if (sub === undefined || sub === "help" || sub === "--help") return usage(io, undefined, true);
   return usage(io, `unknown subcommand '${sub}'`, true);

@@ -33,6 +33,7 @@ const commands: Record<string, { run: Command; usage: string }> = {
     run: jobCommand,
     usage: [
       "job parse [--format aws|enos] [FILE|-]",
+      "job document --file FW.bin (--s3-url URL | --url URL | --stream ID) [--key KEY.pem] [--format aws|nrf|zerynth] [-o job.json]",
       "job create --thing T [--thing T2] --file FW.bin [--key KEY.pem] [--protocol http|mqtt] [--format aws|nrf|zerynth|enos] [--control URL]",
       "job list [--control URL] | job describe ID [--control URL]",
     ].join("\n"),

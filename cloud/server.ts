@@ -36,7 +36,7 @@
  * subscribe to `$aws/things/+/...` and `/sys/+/+/ota/...` for every thing, so one cloud per broker
  * (or per broker namespace) is assumed, and the broker's ACL must let this client use those topics.
  */
-import { createHash, createPrivateKey, createSign } from "node:crypto";
+import { createPrivateKey, createSign } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from "node:net";
@@ -49,6 +49,7 @@ import { AwsStreamService } from "./aws-streams.ts";
 import { FileService } from "./files.ts";
 import { EnosService, type EnosFileEndpoint } from "./enos.ts";
 import { makeLocalCa } from "./tls.ts";
+import { jobDocument, presignedPlaceholder } from "./job-documents.ts";
 import { parseImagePrefix } from "../modules/storage/esp-image.ts";
 
 export const DEFAULT_MQTT_PORT = 1883;
@@ -272,22 +273,10 @@ export async function startCloud(options: CloudOptions): Promise<Cloud> {
       const jobId = req.jobId ?? `fw-${version.replace(/[^a-zA-Z0-9_-]/g, "_")}-${Date.now().toString(36)}`;
       if (typeof jobId !== "string" || !JOB_ID.test(jobId)) throw new HttpError(400, `job ID ${JSON.stringify(jobId)}: [a-zA-Z0-9_-]{1,64}`);
       if (offers.has(jobId) || jobs.describeJob(jobId)) throw new HttpError(409, `job ${jobId} already exists`);
-      const placeholder = `\${aws:iot:s3-presigned-url:fw/${jobId}.bin}`;
-      let document: Record<string, unknown>;
-      if (format === "aws") {
-        const file: Record<string, unknown> = { filepath: "/fw", fileid: 0, certfile: SIGNER_LABEL, filesize: bytes.length };
-        if (protocol === "http") {
-          file["auth_scheme"] = "aws.s3.presigned";
-          file["update_data_url"] = placeholder;
-        }
-        if (signature !== undefined) file["sig-sha256-ecdsa"] = signature;
-        document = { afr_ota: { protocols: [protocol === "http" ? "HTTP" : "MQTT"], ...(protocol === "mqtt" ? { streamname: jobId } : {}), files: [file] } };
-      } else if (format === "nrf") {
-        document = { operation: "app_fw_update", fwversion: version, size: bytes.length, location: { url: placeholder } };
-      } else if (format === "zerynth") {
-        document = { bc_idx: 0, bc_crc: createHash("md5").update(bytes).digest("hex"), bc_size: bytes.length, bc_url: placeholder };
-      } else {
-        document = {};
+      let document: Record<string, unknown> = {};
+      if (format !== "enos") {
+        const url = protocol === "http" ? presignedPlaceholder(`fw/${jobId}.bin`) : undefined;
+        document = jobDocument({ format, protocol, bytes, version, url, stream: jobId, signature, certfile: SIGNER_LABEL });
       }
       const record: OfferRecord = { jobId, format, protocol, targets: [...targets], version, document };
       if (format === "enos") record.productKey = req.productKey ?? "xsota";

@@ -1,0 +1,71 @@
+/**
+ * xs-ota job document --file FW.bin (--s3-url URL | --url URL | --stream ID) [--key KEY.pem]
+ *                     [--format aws|nrf|zerynth] [--certfile LABEL] [-o job.json]
+ *
+ * Prints the job document a device reads for FW.bin, for AWS IoT's CreateJob (`aws iot
+ * create-job --document file://job.json`). `--s3-url` is the firmware's S3 object URL: the
+ * document carries AWS's presigned-URL placeholder for it (CreateJob then needs
+ * `--presigned-url-config`); `--url` is any other HTTPS URL, used as it is; `--stream` is an AWS
+ * IoT stream id (CreateStream) for MQTT downloads. With `--key` the document carries the
+ * signature (sig-sha256-ecdsa) under `certfile` (default signer.crt, the device's key label).
+ */
+import { readFileSync, writeFileSync } from "node:fs";
+import type { Io } from "./main.ts";
+import { jobDocument, presignedPlaceholder, type DocumentFormat } from "../cloud/job-documents.ts";
+import { signFirmware, SIGNER_LABEL } from "../cloud/server.ts";
+import { parseImagePrefix } from "../modules/storage/esp-image.ts";
+
+const USAGE = "usage: xs-ota job document --file FW.bin (--s3-url URL | --url URL | --stream ID) [--key KEY.pem] [--format aws|nrf|zerynth] [--certfile LABEL] [-o job.json]";
+
+export function jobDocumentCommand(args: string[], io: Io): number {
+  const o: Record<string, string> = {};
+  const names: Record<string, string> = { "--file": "file", "--s3-url": "s3", "--url": "url", "--stream": "stream", "--key": "key", "--format": "format", "--certfile": "certfile", "-o": "out", "--out": "out" };
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i] ?? "";
+    const name = names[a];
+    const v = args[i + 1];
+    if (name === undefined || v === undefined) return usage(io, name === undefined ? `unexpected argument '${a}'` : `${a} needs a value`);
+    o[name] = v;
+    i++;
+  }
+  const format = (o["format"] ?? "aws") as DocumentFormat;
+  if (!["aws", "nrf", "zerynth"].includes(format)) return usage(io, `--format takes aws, nrf or zerynth, got ${format}`);
+  if (o["file"] === undefined) return usage(io, "--file is required");
+  const sources = ["s3", "url", "stream"].filter((k) => o[k] !== undefined);
+  if (sources.length !== 1) return usage(io, "give exactly one of --s3-url, --url and --stream");
+  const protocol = o["stream"] !== undefined ? "mqtt" : "http";
+  if (protocol === "mqtt" && format !== "aws") return usage(io, `format ${format} has no MQTT download`);
+  if (o["url"] !== undefined && !/^https?:\/\//.test(o["url"])) return usage(io, `--url must be an http(s) URL, got ${o["url"]}`);
+  let bytes: Uint8Array;
+  let version: string;
+  let signature: string | undefined;
+  try {
+    bytes = new Uint8Array(readFileSync(o["file"]));
+    version = parseImagePrefix(bytes.subarray(0, 288)).desc.version;
+    if (o["key"] !== undefined) signature = signFirmware(bytes, readFileSync(o["key"], "utf8"));
+  } catch (e) {
+    io.err(`error: ${e instanceof Error ? e.message : String(e)}`);
+    return 1;
+  }
+  const url = o["s3"] !== undefined ? presignedPlaceholder(o["s3"]) : o["url"];
+  const document = jobDocument({ format, protocol, bytes, version, url, stream: o["stream"], signature, certfile: o["certfile"] ?? SIGNER_LABEL });
+  const text = JSON.stringify(document, null, 2);
+  if (o["out"] === undefined) {
+    for (const line of text.split("\n")) io.out(line);
+    return 0;
+  }
+  try {
+    writeFileSync(o["out"], text + "\n");
+  } catch (e) {
+    io.err(`error: ${(e as Error).message}`);
+    return 1;
+  }
+  io.out(`${o["out"]}: ${format} document for ${version} (${bytes.length} bytes, ${protocol === "http" ? "HTTP" : "MQTT stream"}${signature ? ", signed" : ", unsigned"})`);
+  return 0;
+}
+
+function usage(io: Io, problem: string): number {
+  io.err(`xs-ota job document: ${problem}`);
+  io.err(USAGE);
+  return 2;
+}
