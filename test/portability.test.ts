@@ -75,15 +75,3 @@ describe("type checks", () => {
     expect(tsc("tsconfig.modules.json")).toBe("");
   }, 120_000);
 });
-
-describe("manifest.json", () => {
-  it("lists every device module, and only existing ones", () => {
-    const manifest = JSON.parse(readFileSync(join(root, "manifest.json"), "utf8")) as { modules: Record<string, string> };
-    const listed = Object.values(manifest.modules).map((p) => p.replace("$(XS_OTA)/", "") + ".ts").sort();
-    const present = sources(join(root, "modules")).map((f) => relative(root, f)).sort();
-    expect(listed, "manifest.json is out of date: run npm run manifest").toEqual(present);
-    for (const [specifier, path] of Object.entries(manifest.modules)) {
-      expect(specifier).toBe("xs-ota/" + path.replace("$(XS_OTA)/modules/", ""));
-    }
-  });
-});

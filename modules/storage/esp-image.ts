@@ -78,6 +78,11 @@ export function parseImagePrefix(prefix: Uint8Array): { header: ImageHeader; des
   return { header, desc };
 }
 
+/** The version in the app descriptor of the image at the start of `slot` (e.g. the running one). */
+export function imageVersion(slot: Flash): string {
+  return parseImagePrefix(new Uint8Array(slot.read(IMAGE_PREFIX_SIZE, 0))).desc.version;
+}
+
 export interface VerifiedImage {
   /** Bytes the image occupies, hash included. */
   length: number;

@@ -5,15 +5,14 @@
  */
 import type { LogLevel, System } from "../../../modules/ports/system.ts";
 import type { Partitions } from "../../../modules/ports/partitions.ts";
-import { parseImagePrefix, IMAGE_PREFIX_SIZE } from "../../../modules/storage/esp-image.ts";
+import { imageVersion } from "../../../modules/storage/esp-image.ts";
 import { call } from "./bridge.ts";
 
 export class BridgedSystem implements System {
   readonly #version: string;
 
   constructor(partitions: Partitions) {
-    const slot = partitions.open(partitions.running());
-    this.#version = parseImagePrefix(new Uint8Array(slot.read(IMAGE_PREFIX_SIZE, 0))).desc.version;
+    this.#version = imageVersion(partitions.open(partitions.running()));
   }
 
   restart(): void {

@@ -1,0 +1,2 @@
+/** Stand-in for "embedded:io/socket/tcp" (see sockets.ts). */
+export { TCP as default } from "./sockets.ts";
