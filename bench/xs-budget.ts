@@ -16,34 +16,29 @@
  * - One ECDSA P-256 verification through modules/verify (what the agent runs), in compute.
  * HTTP (presigned URL, 64 KB windows) and MQTT streams (4 KB blocks) side by side.
  */
-import { generateKeyPairSync } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { bundleFile, bundleForXs } from "../hosts/sim/bundle.ts";
-import { flashDevice, sha256 } from "../hosts/sim/board.ts";
+import { bundleForXs } from "../hosts/sim/bundle.ts";
+import { buildFirmware, DEMO_APP } from "../hosts/sim/firmware.ts";
+import { writeSigningKeys } from "../cli/signing.ts";
+import { flashDevice } from "../hosts/sim/board.ts";
 import { SimulatedDevice } from "../hosts/sim/device.ts";
 import { XsWorker } from "../hosts/sim/xsnap.ts";
-import { packImage } from "../modules/storage/esp-image.ts";
 import { startCloud, SIGNER_LABEL, signFirmware } from "../cloud/server.ts";
 
 const KB = 1024;
 const work = mkdtempSync(join(tmpdir(), "xs-ota-budget-"));
-const app = await bundleFile(fileURLToPath(new URL("../hosts/sim/apps/self-test-passes.ts", import.meta.url)), { minify: true });
-/** The demo app, padded with a comment to `bytes`: an image of the size wanted that still runs. */
-function image(version: string, bytes: number): string {
-  const pad = Math.max(0, bytes - app.length - 1200);
-  const path = join(work, `fw-${version}-${bytes}.bin`);
-  writeFileSync(path, packImage({ version, payload: new TextEncoder().encode(`${app}\n/*${"x".repeat(pad)}*/`), sha256 }));
-  return path;
+/** The demo app, padded to about `bytes`: an image of the size wanted that still runs. */
+async function image(version: string, bytes: number): Promise<string> {
+  const out = join(work, `fw-${version}-${bytes}.bin`);
+  await buildFirmware({ entry: DEMO_APP.passes, version, out, padTo: bytes });
+  return out;
 }
-const { privateKey, publicKey } = generateKeyPairSync("ec", { namedCurve: "P-256" });
-const keyPath = join(work, "key.pem");
-writeFileSync(keyPath, privateKey.export({ type: "pkcs8", format: "pem" }));
-const publicPem = publicKey.export({ type: "spki", format: "pem" }).toString();
+const { privatePath: keyPath, publicPem } = writeSigningKeys(join(work, "keys"));
 const cloud = await startCloud({ dataDir: join(work, "cloud"), mqttPort: 0, httpsPort: 0, controlPort: 0 });
-const factory = image("1.0.0", 64 * KB);
+const factory = await image("1.0.0", 64 * KB);
 
 interface Run {
   compute: number;
@@ -94,7 +89,7 @@ async function update(protocol: "http" | "mqtt", bytes: number): Promise<Run> {
   while (!running) await new Promise((r) => setTimeout(r, 10));
   await new Promise((r) => setTimeout(r, 200)); // let the first $next/get answer land before measuring
   measuring = true;
-  const response = await fetch(`${cloud.urls.control}/jobs`, { method: "POST", body: JSON.stringify({ thing, file: image("1.0.1", bytes), key: keyPath, protocol, jobId: thing }) });
+  const response = await fetch(`${cloud.urls.control}/jobs`, { method: "POST", body: JSON.stringify({ thing, file: await image("1.0.1", bytes), key: keyPath, protocol, jobId: thing }) });
   if (response.status !== 201) throw new Error(await response.text());
   const t0 = performance.now();
   while (!restarted) {
@@ -108,7 +103,7 @@ async function update(protocol: "http" | "mqtt", bytes: number): Promise<Run> {
 /** One P-256 verification through the agent's own verifier, on XS. */
 async function verifyCost(): Promise<{ first: number; second: number }> {
   const message = new Uint8Array(1024).fill(7);
-  const signature = signFirmware(message, privateKey.export({ type: "pkcs8", format: "pem" }).toString());
+  const signature = signFirmware(message, readFileSync(keyPath, "utf8"));
   const path = (p: string) => JSON.stringify(fileURLToPath(new URL(p, import.meta.url)));
   const script = await bundleForXs(`
 import { nobleVerifier } from ${path("../modules/verify/noble-signature.ts")};

@@ -8,21 +8,18 @@
  * 1.0.2 over MQTT streams: its self-test fails, the device rolls back to 1.0.1, the job FAILED.
  * Ends with a table; exit 0 only if every outcome is the expected one.
  */
-import { generateKeyPairSync } from "node:crypto";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { MultiBar, Presets } from "cli-progress";
 import type { Io } from "./main.ts";
-import { bundleFile } from "../hosts/sim/bundle.ts";
-import { flashDevice, sha256 } from "../hosts/sim/board.ts";
+import { buildFirmware, DEMO_APP } from "../hosts/sim/firmware.ts";
+import { writeSigningKeys } from "./signing.ts";
+import { flashDevice } from "../hosts/sim/board.ts";
 import { SimulatedDevice, type DeviceEvent } from "../hosts/sim/device.ts";
-import { packImage } from "../modules/storage/esp-image.ts";
 import { startCloud, SIGNER_LABEL, type Cloud } from "../cloud/server.ts";
 
 const USAGE = "usage: xs-ota demo [--dir DIR] [--broker URL]";
-const APPS = fileURLToPath(new URL("../hosts/sim/apps/", import.meta.url));
 const THING = "dev-1";
 /** A job that has not ended by then has gone wrong. */
 const JOB_LIMIT_MS = 60_000;
@@ -75,23 +72,17 @@ export async function demoCommand(args: string[], io: Io, hooks: DemoHooks = {})
     io.out("> building firmware: the demo app bundled for XS, packed as ESP32 app images");
     mkdirSync(join(work, "firmware"), { recursive: true });
     const build = async (entry: string, version: string, note: string): Promise<Release> => {
-      const script = await bundleFile(join(APPS, entry), { minify: true });
-      const image = packImage({ version, projectName: "xs-ota-demo", payload: new TextEncoder().encode(script), sha256 });
       const path = join(work, "firmware", `demo-${version}.bin`);
-      writeFileSync(path, image);
+      const image = await buildFirmware({ entry, version, out: path, projectName: "xs-ota-demo" });
       io.out(`  ${version}  ${image.length} bytes  ${note}`);
       return { version, path, bytes: image.length, note };
     };
-    const v100 = await build("self-test-passes.ts", "1.0.0", "self-test passes (factory firmware)");
-    const v101 = await build("self-test-passes.ts", "1.0.1", "self-test passes");
-    const v102 = await build("self-test-fails.ts", "1.0.2", "self-test fails: a release with a bug");
+    const v100 = await build(DEMO_APP.passes, "1.0.0", "self-test passes (factory firmware)");
+    const v101 = await build(DEMO_APP.passes, "1.0.1", "self-test passes");
+    const v102 = await build(DEMO_APP.fails, "1.0.2", "self-test fails: a release with a bug");
 
-    const { privateKey, publicKey } = generateKeyPairSync("ec", { namedCurve: "P-256" });
-    mkdirSync(join(work, "keys"), { recursive: true });
-    const keyPath = join(work, "keys", "signing-key.pem");
-    writeFileSync(keyPath, privateKey.export({ type: "pkcs8", format: "pem" }));
-    const publicPem = publicKey.export({ type: "spki", format: "pem" }).toString();
-    writeFileSync(join(work, "keys", "signing-key.pub.pem"), publicPem);
+    rmSync(join(work, "keys"), { recursive: true, force: true });
+    const { privatePath: keyPath, publicPem } = writeSigningKeys(join(work, "keys"));
     io.out(`> signing key: a fresh ECDSA P-256 key (${keyPath}); the device trusts its public half as '${SIGNER_LABEL}'`);
 
     cloud = await startCloud({ dataDir: join(work, "cloud"), httpsPort: 0, controlPort: 0, httpPort: 0, ...(broker ? { brokerUrl: broker } : { mqttPort: 0 }) });

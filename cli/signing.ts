@@ -49,6 +49,27 @@ function options(args: string[], names: string[], io: Io, usage: string): { valu
   return { values, rest };
 }
 
+export interface SigningKeys {
+  privatePath: string;
+  publicPath: string;
+  publicPem: string;
+}
+
+/** A fresh P-256 code-signing key pair in DIR as signing-key.pem (PKCS#8) and signing-key.pub.pem (SPKI). */
+export function writeSigningKeys(dir: string): SigningKeys {
+  const { privateKey, publicKey } = generateKeyPairSync("ec", {
+    namedCurve: "prime256v1",
+    privateKeyEncoding: { type: "pkcs8", format: "pem" },
+    publicKeyEncoding: { type: "spki", format: "pem" },
+  });
+  mkdirSync(dir, { recursive: true });
+  const privatePath = join(dir, "signing-key.pem");
+  const publicPath = join(dir, "signing-key.pub.pem");
+  writeFileSync(privatePath, privateKey, { mode: 0o600 });
+  writeFileSync(publicPath, publicKey);
+  return { privatePath, publicPath, publicPem: publicKey };
+}
+
 export function keygenCommand(args: string[], io: Io): number {
   const usage = "xs-ota keygen --out DIR";
   const o = options(args, ["out"], io, usage);
@@ -65,14 +86,7 @@ export function keygenCommand(args: string[], io: Io): number {
       return 1;
     }
   }
-  const { privateKey, publicKey } = generateKeyPairSync("ec", {
-    namedCurve: "prime256v1",
-    privateKeyEncoding: { type: "pkcs8", format: "pem" },
-    publicKeyEncoding: { type: "spki", format: "pem" },
-  });
-  mkdirSync(dir, { recursive: true });
-  writeFileSync(privatePath, privateKey, { mode: 0o600 });
-  writeFileSync(publicPath, publicKey);
+  writeSigningKeys(dir);
   io.out(`private key: ${privatePath} (keep it secret; sign with it)`);
   io.out(`public key:  ${publicPath} (put it on the device)`);
   io.out("for AWS code signing, make a certificate from the private key, e.g.");

@@ -107,6 +107,7 @@
 import { decode, encode } from "cborg";
 import { OtaError } from "../modules/errors.ts";
 import { BrokerListener } from "./broker-listener.ts";
+import { concatBytes } from "../modules/codec/bytes.ts";
 
 export type StreamErrorCode =
   | "InvalidTopic"
@@ -427,16 +428,6 @@ function selectBlocks(request: GetStreamRequest, fileSize: number, cap: number |
   return wanted.slice(0, Math.min(n ?? Infinity, perRequest));
 }
 
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((sum, p) => sum + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
-
 function encodeRejection(rejection: StreamRejection, token: string | undefined, format: "observed" | "documented"): Uint8Array {
   if (format === "documented") {
     return encode(token === undefined ? { o: rejection.code, m: rejection.message } : { o: rejection.code, m: rejection.message, c: token });
@@ -445,7 +436,7 @@ function encodeRejection(rejection: StreamRejection, token: string | undefined, 
   if (token !== undefined) entries.push(["clientToken", token], ["c", token]);
   entries.push(["code", rejection.code], ["o", rejection.code], ["message", rejection.message], ["m", rejection.message]);
   // An indefinite-length map, as AWS sent it [I3]: 0xBF, key, value, ..., 0xFF.
-  return concat([Uint8Array.of(0xbf), ...entries.flatMap(([k, v]) => [encode(k), encode(v)]), Uint8Array.of(0xff)]);
+  return concatBytes([Uint8Array.of(0xbf), ...entries.flatMap(([k, v]) => [encode(k), encode(v)]), Uint8Array.of(0xff)]);
 }
 
 export class AwsStreamService {

@@ -39,9 +39,9 @@
 import { createPrivateKey, createSign } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from "node:net";
+import type { AddressInfo, Socket } from "node:net";
 import { join } from "node:path";
-import { Aedes } from "aedes";
+import { startEmbeddedBroker } from "./embedded-broker.ts";
 import { BrokerClient } from "./broker-client.ts";
 import type { StreamBroker } from "./aws-streams.ts";
 import { AwsJobsService, type JobDescription, type JobRecord } from "./aws-jobs.ts";
@@ -130,7 +130,7 @@ function writeAtomic(path: string, data: string | Uint8Array): void {
   renameSync(temp, path);
 }
 
-async function listen(server: Server | NetServer, port: number): Promise<number> {
+async function listen(server: Server, port: number): Promise<number> {
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(port, "127.0.0.1", () => {
@@ -180,21 +180,10 @@ export async function startCloud(options: CloudOptions): Promise<Cloud> {
       broker = client;
       mqttUrl = options.brokerUrl;
     } else {
-      const aedes = await Aedes.createBroker();
-      const sockets = new Set<Socket>();
-      const mqttServer = createNetServer((socket) => {
-        sockets.add(socket);
-        socket.on("close", () => sockets.delete(socket));
-        aedes.handle(socket);
-      });
-      cleanups.push(() => new Promise<void>((resolve) => aedes.close(() => resolve())));
-      const mqttPort = await listen(mqttServer, options.mqttPort ?? DEFAULT_MQTT_PORT);
-      cleanups.push(async () => {
-        for (const s of sockets) s.destroy();
-        await new Promise<void>((resolve) => mqttServer.close(() => resolve()));
-      });
-      broker = aedes;
-      mqttUrl = `mqtt://127.0.0.1:${mqttPort}`;
+      const embedded = await startEmbeddedBroker({ port: options.mqttPort ?? DEFAULT_MQTT_PORT });
+      cleanups.push(() => embedded.close());
+      broker = embedded.aedes;
+      mqttUrl = embedded.url;
     }
 
     const files = new FileService();

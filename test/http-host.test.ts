@@ -15,6 +15,7 @@ import type { HttpRequest, HttpResponse } from "../modules/ports/http.ts";
 import { startHostileServer, type HostileServer } from "./support/hostile-http.ts";
 import { hasNginx, startNginx, type NginxServer } from "./support/nginx.ts";
 import { makeTestCa, type TestCa } from "./support/tls.ts";
+import { concatBytes } from "../modules/codec/bytes.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "xs-ota-http-"));
 const file = new Uint8Array(1_000_003); // odd size: no range lines up with a power of two
@@ -29,20 +30,10 @@ async function readAll(response: HttpResponse): Promise<{ bytes: Uint8Array; chu
   // Bounded: 10,000 chunks is far more than any body here.
   for (let i = 0; i < 10_000; i++) {
     const chunk = await response.read();
-    if (chunk === undefined) return { bytes: concat(chunks), chunks };
+    if (chunk === undefined) return { bytes: concatBytes(chunks), chunks };
     chunks.push(chunk);
   }
   throw new Error("body did not end");
-}
-
-function concat(chunks: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.length;
-  }
-  return out;
 }
 
 /** Reads until the body fails; returns the bytes before the failure and the failure. */

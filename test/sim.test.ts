@@ -4,34 +4,25 @@
  * the embedded broker and, where installed, Mosquitto. The demo's own scenarios run here too.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { generateKeyPairSync } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
-import { bundleFile } from "../hosts/sim/bundle.ts";
-import { flashDevice, sha256 } from "../hosts/sim/board.ts";
+import { buildFirmware, DEMO_APP } from "../hosts/sim/firmware.ts";
+import { writeSigningKeys } from "../cli/signing.ts";
+import { flashDevice } from "../hosts/sim/board.ts";
 import { SimulatedDevice, type DeviceEvent } from "../hosts/sim/device.ts";
-import { packImage } from "../modules/storage/esp-image.ts";
 import { startCloud, SIGNER_LABEL, type Cloud } from "../cloud/server.ts";
 import { demoCommand } from "../cli/demo.ts";
 import { runCliLines } from "./support/cli.ts";
 import { mosquittoPath, startMosquitto, type TestMosquitto } from "./support/mosquitto.ts";
 
-const APPS = fileURLToPath(new URL("../hosts/sim/apps/", import.meta.url));
 const work = mkdtempSync(join(tmpdir(), "xs-ota-sim-test-"));
-const { privateKey, publicKey } = generateKeyPairSync("ec", { namedCurve: "P-256" });
-const keyPath = join(work, "signing-key.pem");
-const publicPath = join(work, "signing-key.pub.pem");
-writeFileSync(keyPath, privateKey.export({ type: "pkcs8", format: "pem" }));
-writeFileSync(publicPath, publicKey.export({ type: "spki", format: "pem" }));
-const publicPem = readFileSync(publicPath, "utf8");
+const { privatePath: keyPath, publicPath, publicPem } = writeSigningKeys(work);
 
 async function firmware(entry: string, version: string): Promise<string> {
-  const script = await bundleFile(entry, { minify: true });
-  const path = join(work, `${version}-${entry.split("/").pop()}.bin`);
-  writeFileSync(path, packImage({ version, payload: new TextEncoder().encode(script), sha256 }));
-  return path;
+  const out = join(work, `${version}-${entry.split("/").pop()}.bin`);
+  await buildFirmware({ entry, version, out });
+  return out;
 }
 
 async function until(condition: () => boolean, what: string, ms = 20_000): Promise<void> {
@@ -94,8 +85,8 @@ describe.each(brokers)("simulated devices on XS [$name]", ({ name, url, skip }) 
     if (skip) return;
     const broker = url();
     cloud = await startCloud({ dataDir: join(work, `cloud-${name}`), httpsPort: 0, controlPort: 0, ...(broker ? { brokerUrl: broker } : { mqttPort: 0 }) });
-    v100 = await firmware(join(APPS, "self-test-passes.ts"), "1.0.0");
-    v101 = await firmware(join(APPS, "self-test-passes.ts"), "1.0.1");
+    v100 = await firmware(DEMO_APP.passes, "1.0.0");
+    v101 = await firmware(DEMO_APP.passes, "1.0.1");
   });
 
   afterAll(async () => {
@@ -224,7 +215,7 @@ describe("xs-ota bundle, sim and demo as commands", () => {
   });
 
   it("a device whose flash holds no bootable image halts, and sim --until says so (exit 1)", async () => {
-    const image = new Uint8Array(readFileSync(await firmware(join(APPS, "self-test-passes.ts"), "1.0.0")));
+    const image = new Uint8Array(readFileSync(await firmware(DEMO_APP.passes, "1.0.0")));
     image[image.length - 40] ^= 0xff; // the checksum no longer matches
     const bad = join(work, "bad.bin");
     writeFileSync(bad, image);

@@ -17,7 +17,8 @@ import type { Clock } from "xs-ota/ports/clock";
 import { OtaError } from "xs-ota/errors";
 import { utf8Encode, utf8Length } from "xs-ota/codec/utf8";
 import { secureOptions, type TlsPem } from "./tls.ts";
-import { copyBuffer, concat } from "./buffers.ts";
+import { copyBuffer } from "./buffers.ts";
+import { concatBytes } from "xs-ota/codec/bytes";
 
 export interface MqttProvider {
   io: typeof MQTTClient;
@@ -211,7 +212,7 @@ export class Esp32Mqtt implements Mqtt {
     if (info.more || !this.#incoming) return;
     const { topic, parts } = this.#incoming;
     this.#incoming = undefined;
-    const payload = concat(parts);
+    const payload = concatBytes(parts);
     for (const h of this.#messages) h(topic, payload);
   }
 

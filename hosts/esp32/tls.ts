@@ -10,7 +10,8 @@
  */
 import { parsePem, type PemBlock } from "xs-ota/codec/pem";
 import { OtaError } from "xs-ota/errors";
-import { copyBuffer, concat } from "./buffers.ts";
+import { copyBuffer } from "./buffers.ts";
+import { concatBytes } from "xs-ota/codec/bytes";
 
 /** PEM text as provisioned: the CA to trust, and for mutual TLS the device's certificate and key. */
 export interface TlsPem {
@@ -62,11 +63,11 @@ function privateKeyInfo(text: string): Uint8Array {
 /** PKCS#1 RSAPrivateKey -> PKCS#8 PrivateKeyInfo { version 0, rsaEncryption, OCTET STRING key }. */
 function wrapRsaKey(pkcs1: Uint8Array): Uint8Array {
   const octets = tlv(0x04, pkcs1);
-  return tlv(0x30, concat([Uint8Array.of(0x02, 0x01, 0x00), Uint8Array.from(RSA_ALGORITHM), octets]));
+  return tlv(0x30, concatBytes([Uint8Array.of(0x02, 0x01, 0x00), Uint8Array.from(RSA_ALGORITHM), octets]));
 }
 
 function tlv(tag: number, body: Uint8Array): Uint8Array {
   const n = body.length;
   const length = n < 0x80 ? [n] : n < 0x100 ? [0x81, n] : n < 0x10000 ? [0x82, n >> 8, n & 0xff] : [0x83, n >> 16, (n >> 8) & 0xff, n & 0xff];
-  return concat([Uint8Array.of(tag, ...length), body]);
+  return concatBytes([Uint8Array.of(tag, ...length), body]);
 }

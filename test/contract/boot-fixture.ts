@@ -4,9 +4,8 @@ import { SimPartitions, type PartitionExtent } from "../../hosts/sim/partitions.
 import { espImageCheck, runBootloader, type ImageCheck } from "../../hosts/sim/bootloader.ts";
 import { OtadataBootControl, type WriteOrder } from "../../modules/storage/otadata-boot.ts";
 import { ImageWriter } from "../../modules/storage/image-writer.ts";
-import { packImage, verifyImage } from "../../modules/storage/esp-image.ts";
+import { packImage } from "../../modules/storage/esp-image.ts";
 import { nobleDigests } from "../../modules/verify/noble-digest.ts";
-import { isOtaError } from "../../modules/errors.ts";
 
 export const sha256 = () => nobleDigests.create("sha256");
 

@@ -24,6 +24,7 @@ import { readOid, readTlv, readWhole } from "../../modules/codec/der.ts";
 import { publicKeyFromCertificate, publicKeyFromPem, publicKeyFromPoint, publicKeyFromSpki } from "../../modules/verify/keys.ts";
 import { checkSignature, decodeSignature, signatureFromBase64 } from "../../modules/verify/signature.ts";
 import { nobleVerifier } from "../../modules/verify/noble-signature.ts";
+import { concatBytes } from "../../modules/codec/bytes.ts";
 
 /** P-256 public key (SPKI) of k.pem. */
 const P256_PUBLIC_KEY = `-----BEGIN PUBLIC KEY-----
@@ -119,13 +120,7 @@ function ascii(s: string): Uint8Array {
 }
 
 function cat(...parts: (Uint8Array | number[])[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
+  return concatBytes(parts.map((p) => (p instanceof Uint8Array ? p : Uint8Array.from(p))));
 }
 
 /** A DER element with a short-form length (all the hand-built ones here are < 128 bytes). */

@@ -1,55 +1,9 @@
-/**
- * An in-process MQTT broker for tests: aedes 1.x behind a node:net server on 127.0.0.1.
- * aedes 1.x has no default export; `Aedes.createBroker()` constructs and awaits `listen()`
- * (persistence setup), which must happen before clients connect. Persistence is aedes' memory
- * store: sessions (clean: false) survive a dropped connection but not `close()`.
- */
-import { createServer, type AddressInfo, type Socket } from "node:net";
-import { Aedes } from "aedes";
+/** The tests' MQTT broker: the local cloud's embedded one (cloud/embedded-broker.ts). */
+import { startEmbeddedBroker, type EmbeddedBroker } from "../../cloud/embedded-broker.ts";
 
-export interface TestBroker {
-  /** mqtt://127.0.0.1:<port> */
-  url: string;
-  port: number;
-  aedes: Aedes;
-  /** Cuts every client connection from the broker side (no DISCONNECT); sessions stay. */
-  dropConnections(): void;
-  /** Closes every connection, the broker and the listening socket. */
-  close(): Promise<void>;
-}
+export type TestBroker = EmbeddedBroker;
 
 /** Starts a broker on 127.0.0.1, on `port` if given (e.g. to restart on the same one), else on a free port. */
-export async function startBroker(options: { port?: number } = {}): Promise<TestBroker> {
-  const aedes = await Aedes.createBroker();
-  const sockets = new Set<Socket>();
-  const server = createServer((socket) => {
-    sockets.add(socket);
-    socket.on("close", () => sockets.delete(socket));
-    aedes.handle(socket);
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(options.port ?? 0, "127.0.0.1", () => {
-      server.off("error", reject);
-      resolve();
-    });
-  });
-  const port = (server.address() as AddressInfo).port;
-  let closing: Promise<void> | undefined;
-  return {
-    url: `mqtt://127.0.0.1:${port}`,
-    port,
-    aedes,
-    dropConnections() {
-      for (const socket of sockets) socket.destroy();
-    },
-    close() {
-      closing ??= (async () => {
-        await new Promise<void>((resolve) => aedes.close(() => resolve()));
-        for (const socket of sockets) socket.destroy();
-        await new Promise<void>((resolve) => server.close(() => resolve()));
-      })();
-      return closing;
-    },
-  };
+export function startBroker(options: { port?: number } = {}): Promise<TestBroker> {
+  return startEmbeddedBroker(options);
 }
