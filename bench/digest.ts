@@ -11,12 +11,11 @@
 import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { closeSync, mkdtempSync, openSync, readSync, rmSync, writeFileSync } from "node:fs";
-import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { transform } from "esbuild";
-import { p256 } from "@noble/curves/nist.js";
+import { p256 } from "../modules/verify/noble-signature.ts";
 import { sha256 } from "@noble/hashes/sha2.js";
 import type { DigestAlgorithm, DigestFactory } from "../modules/ports/digest.ts";
 import { nobleDigests } from "../modules/verify/noble-digest.ts";
@@ -101,9 +100,8 @@ try {
   const signature = p256.sign(digest, secretKey, { prehash: false });
   if (!p256.verify(signature, digest, publicKey, { prehash: false, lowS: false })) throw new Error("noble does not verify its own signature on Node");
 
-  const resolve = (id: string) => createRequire(import.meta.url).resolve(id);
   const entry = `
-import { p256 } from ${JSON.stringify(resolve("@noble/curves/nist.js"))};
+import { p256 } from ${JSON.stringify(fileURLToPath(new URL("../modules/verify/noble-signature.ts", import.meta.url)))};
 import { nobleDigests } from ${JSON.stringify(fileURLToPath(new URL("../modules/verify/noble-digest.ts", import.meta.url)))};
 const bytes = (h) => { const b = new Uint8Array(h.length / 2); for (let i = 0; i < b.length; i++) b[i] = parseInt(h.substr(2 * i, 2), 16); return b; };
 const signature = bytes(${JSON.stringify(hex(signature))});

@@ -40,7 +40,9 @@ export class OtaError extends Error {
   readonly code: OtaErrorCode;
   constructor(code: OtaErrorCode, message: string) {
     super(message);
-    this.name = "OtaError";
+    // Defined, not assigned: on a device Error.prototype is frozen (preload), and assigning a
+    // name it inherits read-only throws there.
+    Object.defineProperty(this, "name", { value: "OtaError", writable: true, configurable: true });
     this.code = code;
   }
 }

@@ -333,9 +333,9 @@ function readMap(r: Reader, start: number, depth: number): CborMap {
     const key = readText(r, keyStart, "map key");
     if (Object.hasOwn(map, key)) malformed(`duplicate map key ${JSON.stringify(key)} at offset ${keyStart}`);
     const value = readItem(r, depth + 1);
-    // A "__proto__" key must be an own property, not a change of prototype.
-    if (key === "__proto__") Object.defineProperty(map, key, { value, enumerable: true, writable: true, configurable: true });
-    else map[key] = value;
+    // Defined, never assigned: "__proto__" must be an own property, not a change of prototype,
+    // and on a device Object.prototype is frozen, so assigning "toString" or "constructor" throws.
+    Object.defineProperty(map, key, { value, enumerable: true, writable: true, configurable: true });
   }
   return map;
 }

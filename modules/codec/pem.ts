@@ -16,7 +16,6 @@ export interface PemBlock {
 
 const BEGIN = /^-----BEGIN ([^-]*)-----$/;
 const END = /^-----END ([^-]*)-----$/;
-const WHITESPACE = /[ \t\r\f\v]+/g;
 // ASCII whitespace only, the same set columnOf() skips, so columns stay right.
 const strip = (line: string) => line.replace(/^[ \t\r\f\v]+|[ \t\r\f\v]+$/g, "");
 
@@ -46,7 +45,9 @@ export function parsePem(text: string): PemBlock[] {
         throw new OtaError("malformed", `PEM: block "BEGIN ${label}" at line ${startLine} has no END line before the next BEGIN at line ${n + 1}`);
       }
       starts.push({ line: n, at: body.length });
-      body += line.replace(WHITESPACE, "");
+      // A literal here, not a module-level RegExp: on a device a preloaded RegExp is read-only,
+      // and a global one cannot reset its lastIndex.
+      body += line.replace(/[ \t\r\f\v]+/g, "");
     }
     if (!closed) throw new OtaError("malformed", `PEM: block "BEGIN ${label}" at line ${startLine} has no "END ${label}" line`);
     blocks.push({ label, der: decodeBody(body, starts, lines, label) });

@@ -7,6 +7,10 @@
  * (0x80-0xbf alone, 0xc0, 0xc1, 0xf5-0xff), overlong encodings, UTF-16 surrogates (U+D800-DFFF),
  * code points above U+10FFFF and sequences cut short. A byte order mark is kept as U+FEFF.
  * Encoding refuses a string with a lone surrogate ("bad-argument"): it has no UTF-8 form.
+ *
+ * Strings are read on both kinds of engine: Node's, where a character above U+FFFF is two
+ * UTF-16 code units, and a Moddable device's XS, which indexes strings by code point
+ * ("\u{10151}".length === 1, charCodeAt gives 0x10151).
  */
 import { OtaError } from "../errors.ts";
 
@@ -36,6 +40,13 @@ function loneSurrogate(c: number, index: number): never {
   throw new OtaError("bad-argument", `UTF-8: lone surrogate 0x${c.toString(16)} at index ${index} has no UTF-8 encoding`);
 }
 
+function writeFour(out: Uint8Array, o: number, cp: number): void {
+  out[o] = 0xf0 | (cp >> 18);
+  out[o + 1] = 0x80 | ((cp >> 12) & 0x3f);
+  out[o + 2] = 0x80 | ((cp >> 6) & 0x3f);
+  out[o + 3] = 0x80 | (cp & 0x3f);
+}
+
 /** Counts (out undefined) or writes `s` as UTF-8 from `offset`; returns the offset after it. */
 function walk(s: string, out: Uint8Array | undefined, offset: number): number {
   const len = s.length;
@@ -48,14 +59,8 @@ function walk(s: string, out: Uint8Array | undefined, offset: number): number {
       const c = part.charCodeAt(j);
       if (high !== 0) {
         if ((c & 0xfc00) !== 0xdc00) loneSurrogate(high, base + j - 1);
-        const cp = 0x10000 + ((high - 0xd800) << 10) + (c - 0xdc00);
+        if (out) writeFour(out, o, 0x10000 + ((high - 0xd800) << 10) + (c - 0xdc00));
         high = 0;
-        if (out) {
-          out[o] = 0xf0 | (cp >> 18);
-          out[o + 1] = 0x80 | ((cp >> 12) & 0x3f);
-          out[o + 2] = 0x80 | ((cp >> 6) & 0x3f);
-          out[o + 3] = 0x80 | (cp & 0x3f);
-        }
         o += 4;
       } else if (c < 0x80) {
         if (out) out[o] = c;
@@ -66,6 +71,10 @@ function walk(s: string, out: Uint8Array | undefined, offset: number): number {
           out[o + 1] = 0x80 | (c & 0x3f);
         }
         o += 2;
+      } else if (c > 0xffff) {
+        // A whole code point in one index: an engine that indexes strings by code point.
+        if (out) writeFour(out, o, c);
+        o += 4;
       } else if ((c & 0xf800) !== 0xd800) {
         if (out) {
           out[o] = 0xe0 | (c >> 12);

@@ -69,6 +69,7 @@
  */
 import { OtaError } from "../errors.ts";
 import { utf8Length } from "../codec/utf8.ts";
+import { hasOtherCharacter } from "../codec/unicode.ts";
 import type { Clock, TimerId } from "../ports/clock.ts";
 import type { Mqtt, QoS } from "../ports/mqtt.ts";
 import { requestSettings } from "./client-options.ts";
@@ -137,7 +138,6 @@ export function isTerminalJobStatus(status: JobStatus): boolean {
 const THING_NAME = /^[a-zA-Z0-9:_-]{1,128}$/;
 const JOB_ID = /^[a-zA-Z0-9_-]{1,64}$/;
 const DETAIL_KEY = /^[a-zA-Z0-9:_-]{1,128}$/;
-const OTHER_CHARACTER = /\p{C}/u;
 
 export function isValidThingName(thing: unknown): thing is string {
   return typeof thing === "string" && THING_NAME.test(thing);
@@ -224,7 +224,7 @@ export function statusDetailsProblem(details: unknown): string | undefined {
     if (length > JOBS_LIMITS.maxStatusDetailValueLength) {
       return `statusDetails.${key} has ${length} characters, at most ${JOBS_LIMITS.maxStatusDetailValueLength}`;
     }
-    if (OTHER_CHARACTER.test(value)) return `statusDetails.${key} contains a control, format or unassigned character`;
+    if (hasOtherCharacter(value)) return `statusDetails.${key} contains a control, format or unassigned character`;
   }
   return undefined;
 }

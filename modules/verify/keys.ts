@@ -12,7 +12,7 @@
  * Codes: broken DER or PEM is "malformed"; parseable input that is not a usable P-256 key is
  * "key-invalid" with what it is instead.
  */
-import { p256 } from "@noble/curves/nist.js";
+import { p256 } from "./noble-signature.ts";
 import { OtaError } from "../errors.ts";
 import { parsePem } from "../codec/pem.ts";
 import {

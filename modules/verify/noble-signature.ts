@@ -8,9 +8,29 @@
  *   it again);
  * - lowS: false, because OpenSSL and AWS Signer produce high-S signatures about half the time
  *   and ECDSA accepts them (the default refuses them, a Bitcoin malleability rule).
+ *
+ * The curve is built here from its parameters rather than imported from @noble/curves/nist.js:
+ * that module also builds hash-to-curve, OPRF and FROST helpers for every NIST curve when it is
+ * imported, which needs TextEncoder (a Moddable app has none) and costs what P-256 verification
+ * never uses.
  */
-import { p256 } from "@noble/curves/nist.js";
+import { ecdsa, weierstrass } from "@noble/curves/abstract/weierstrass.js";
+import { sha256 } from "@noble/hashes/sha2.js";
 import type { SignatureVerifier } from "../ports/signature.ts";
+
+/** NIST P-256 (secp256r1), FIPS 186-5 / SEC 2 section 2.4.2, with SHA-256. */
+export const p256 = ecdsa(
+  weierstrass({
+    p: BigInt("0xffffffff00000001000000000000000000000000ffffffffffffffffffffffff"),
+    n: BigInt("0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551"),
+    h: BigInt(1),
+    a: BigInt("0xffffffff00000001000000000000000000000000fffffffffffffffffffffffc"),
+    b: BigInt("0x5ac635d8aa3a93e7b3ebbd55769886bc651d06b0cc53b0f63bce3c3e27d2604b"),
+    Gx: BigInt("0x6b17d1f2e12c4247f8bce6e563a440f277037d812deb33a0f4a13945d898c296"),
+    Gy: BigInt("0x4fe342e2fe1a7f9b8ee7eb4a7c0f9e162bce33576b315ececbb6406837bf51f5"),
+  }),
+  sha256,
+);
 
 export const nobleVerifier: SignatureVerifier = {
   verify(publicKey: Uint8Array, digest: Uint8Array, signature: Uint8Array): boolean {

@@ -4,7 +4,7 @@
  */
 import { suite } from "./harness.ts";
 import { bytesEqual, equal, ok, throwsCode } from "./assert.ts";
-import { p256 } from "@noble/curves/nist.js";
+import { p256 } from "../../modules/verify/noble-signature.ts";
 import { sha256 as nobleSha256 } from "@noble/hashes/sha2.js";
 import { md5 } from "@noble/hashes/legacy.js";
 import { encodeBase64 } from "../../modules/codec/base64.ts";
