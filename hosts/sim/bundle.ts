@@ -6,8 +6,13 @@
  * Imports of `xs-ota/<path>` resolve as they do on a device through manifest.json: to
  * modules/<path>; `xs-ota/sim/<path>` is the simulator host's side of its bridge (hosts/sim/xs).
  * So an app's source is the same for the simulator and for mcconfig, except for its host import.
+ *
+ * Preload as on a device: the modules manifest.json preloads run first, then the engine freezes
+ * the machine as Moddable's linker does (xsnap.preload(), hosts/sim/engine), then the rest of
+ * the program runs. Rollup keeps module execution order, so a preloaded module that the app
+ * uses is evaluated, and frozen, before the app's own code.
  */
-import { statSync } from "node:fs";
+import { readFileSync, statSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { rollup, type Plugin } from "rollup";
 import esbuild from "rollup-plugin-esbuild";
@@ -24,11 +29,13 @@ export interface BundleOptions {
    * "embedded:...") to stand-ins, so code written for that platform runs on the XS test engine.
    */
   aliases?: Record<string, string>;
+  /** Run manifest.json's preloads first and freeze them (default); false for a plain script. */
+  preload?: boolean;
 }
 
 /** Bundles `entrySource` (a module's text; imports are absolute paths or xs-ota/...) into a script. */
 export function bundleForXs(entrySource: string, options: BundleOptions = {}): Promise<string> {
-  const key = `${options.minify ? "min:" : ""}${options.aliases ? `${JSON.stringify(options.aliases)}:` : ""}${entrySource}`;
+  const key = `${options.preload === false ? "nopreload:" : ""}${options.minify ? "min:" : ""}${options.aliases ? `${JSON.stringify(options.aliases)}:` : ""}${entrySource}`;
   let found = cache.get(key);
   if (!found) {
     found = build(entrySource, options);
@@ -41,6 +48,15 @@ export function bundleForXs(entrySource: string, options: BundleOptions = {}): P
 export function bundleFile(path: string, options: BundleOptions = {}): Promise<string> {
   return bundleForXs(`import ${JSON.stringify(path)};`, options);
 }
+
+/** The files of the modules manifest.json preloads. */
+function preloadedFiles(): string[] {
+  const manifest = JSON.parse(readFileSync(`${ROOT}manifest.json`, "utf8")) as { preload: string[] };
+  return manifest.preload.map((key) => `${ROOT}modules/${key.slice("xs-ota/".length)}.ts`);
+}
+
+const PRELOADS = "\0xs-preloads";
+const FREEZE = "\0xs-freeze";
 
 /** `xs-ota/sim/x` -> hosts/sim/xs/x.ts, `xs-ota/x` -> modules/x.ts. */
 const xsOtaPaths: Plugin = {
@@ -55,10 +71,16 @@ const xsOtaPaths: Plugin = {
 };
 
 async function build(entrySource: string, options: BundleOptions): Promise<string> {
+  const preload = options.preload !== false;
+  const sources: Record<string, string> = {
+    "\0xs-entry": preload ? `import ${JSON.stringify(PRELOADS)};\nimport ${JSON.stringify(FREEZE)};\n${entrySource}` : entrySource,
+    [PRELOADS]: preloadedFiles().map((file) => `import ${JSON.stringify(file)};\n`).join(""),
+    [FREEZE]: "xsnap.preload();\n",
+  };
   const virtual: Plugin = {
     name: "xs-entry",
-    resolveId: (id) => (id === "\0xs-entry" ? id : null),
-    load: (id) => (id === "\0xs-entry" ? entrySource : null),
+    resolveId: (id) => (Object.hasOwn(sources, id) ? id : null),
+    load: (id) => (Object.hasOwn(sources, id) ? sources[id] : null),
   };
   const aliases = options.aliases ?? {};
   const aliased: Plugin = {
@@ -67,6 +89,9 @@ async function build(entrySource: string, options: BundleOptions): Promise<strin
   };
   const bundle = await rollup({
     input: "\0xs-entry",
+    // A device runs every statement of every module it loads: a call marked /* @__PURE__ */
+    // that nothing uses still runs there (e.g. @noble/curves/nist.js building FROST helpers).
+    treeshake: { annotations: false },
     plugins: [
       virtual,
       aliased,

@@ -205,7 +205,7 @@ export class SimulatedDevice extends EventEmitter<{ event: [DeviceEvent] }> {
     command.then(
       async (reply) => {
         if (worker !== this.#worker) return;
-        const live = this.o.liveHeap ? (await worker.evaluate("gc()")).meters.currentHeapCount : undefined;
+        const live = this.o.liveHeap ? (await worker.evaluate("xsnap.gc()")).meters.currentHeapCount : undefined;
         this.o.onMeters?.(reply.meters, kind, live);
         if (worker === this.#worker) this.#bridge?.idle();
       },

@@ -7,8 +7,7 @@
  * which reaches us as `?bytes` and blocks XS until we answer `/bytes` on the same pipe.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { createRequire } from "node:module";
-import { dirname, join } from "node:path";
+import { deviceWorkerPath } from "./engine/paths.ts";
 import type { Readable, Writable } from "node:stream";
 
 export interface XsMeters {
@@ -29,9 +28,14 @@ export class XsError extends Error {
   override name = "XsError";
 }
 
-export function xsWorkerPath(): string {
-  const pkg = createRequire(import.meta.url).resolve("@agoric/xsnap/package.json");
-  return join(dirname(pkg), "xsnap-native/xsnap/build/bin/lin/release/xsnap-worker");
+export interface XsWorkerOptions {
+  /**
+   * The program to run: by default the device-faithful engine (hosts/sim/engine), built at
+   * install; any program that speaks xsnap-worker's netstring protocol on fds 3 and 4 will do.
+   */
+  binary?: string;
+  /** Its arguments (xsnap-worker takes the machine's name). */
+  args?: string[];
 }
 
 /** Answers an `issueCommand` from XS. XS is blocked until the answer comes, so it may take time (network I/O). */
@@ -47,8 +51,8 @@ export class XsWorker {
   #exited: string | undefined;
   hostCall: HostCall = () => new Uint8Array(0);
 
-  constructor(name = "xs-ota") {
-    this.#child = spawn(xsWorkerPath(), [name], { stdio: ["ignore", "pipe", "pipe", "pipe", "pipe"] });
+  constructor(name = "xs-ota", options: XsWorkerOptions = {}) {
+    this.#child = spawn(options.binary ?? deviceWorkerPath(), options.args ?? [name], { stdio: ["ignore", "pipe", "pipe", "pipe", "pipe"] });
     this.#toXs = this.#child.stdio[3] as Writable;
     const fromXs = this.#child.stdio[4] as Readable;
     fromXs.on("data", (chunk: Buffer) => this.#receive(chunk));

@@ -1,5 +1,5 @@
 /** Fakes and a simulated device for the agent's suites. Portable. */
-import { p256 } from "@noble/curves/nist.js";
+import { p256 } from "../../modules/verify/noble-signature.ts";
 import { sha256 as nobleSha256 } from "@noble/hashes/sha2.js";
 import type { Http, HttpRequest, HttpResponse } from "../../modules/ports/http.ts";
 import type { System, LogLevel } from "../../modules/ports/system.ts";
@@ -13,6 +13,7 @@ import { nobleVerifier } from "../../modules/verify/noble-signature.ts";
 import { MemoryKeyStore } from "../../hosts/sim/key-store.ts";
 import { MemoryStateStore } from "../../hosts/sim/state-store.ts";
 import { ManualClock } from "./manual-clock.ts";
+import { nextTurn } from "./env.ts";
 import { FakeStreamBroker } from "./fake-streams.ts";
 import { MiniDevice, appImage } from "./boot-fixture.ts";
 import { parseImagePrefix } from "../../modules/storage/esp-image.ts";
@@ -203,11 +204,9 @@ export class AgentRig {
   }
 }
 
-declare const setImmediate: (callback: () => void) => unknown;
-
 /** Lets every pending job and callback run. */
 export async function settle(turns = 30): Promise<void> {
-  for (let i = 0; i < turns; i++) await new Promise<void>((r) => setImmediate(r));
+  for (let i = 0; i < turns; i++) await nextTurn();
 }
 
 export function httpPlan(jobId: string, url: string, image: Uint8Array, extra: Partial<UpdatePlan> = {}): UpdatePlan {

@@ -29,3 +29,16 @@ export function suiteEnv(): SuiteEnv {
   if (!env) throw new Error("this suite needs an environment: register it with contract(..., { env })");
   return env;
 }
+
+/**
+ * One macrotask turn: every promise job queued before it has run. Node's setImmediate, or on the
+ * device-faithful XS its engine's (test code only: a Moddable app has no setImmediate).
+ */
+export function nextTurn(): Promise<void> {
+  const g = globalThis as { setImmediate?: (callback: () => void) => unknown; xsnap?: { setImmediate(callback: () => void): void } };
+  const later = g.setImmediate ?? g.xsnap?.setImmediate;
+  if (!later) throw new Error("this engine offers no macrotask turn to the test harness");
+  return new Promise<void>((resolve) => {
+    later(resolve);
+  });
+}

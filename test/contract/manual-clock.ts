@@ -5,6 +5,7 @@
  * on Node and on XS alike (both have setImmediate). Portable.
  */
 import type { Clock, TimerId } from "../../modules/ports/clock.ts";
+import { nextTurn } from "./env.ts";
 
 interface Timer {
   id: number;
@@ -52,8 +53,7 @@ export class ManualClock implements Clock {
   }
 }
 
-declare const setImmediate: (callback: () => void) => unknown;
-const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
+const turn = nextTurn;
 
 /**
  * Awaits `promise`, firing the clock's timers whenever nothing else is left to run. `poll`, when

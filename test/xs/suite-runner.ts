@@ -4,6 +4,7 @@
  * queued job by the time a command returns, so a case that awaits only promises is finished).
  */
 import type { Suite } from "../contract/harness.ts";
+import { utf8Encode } from "../../modules/codec/utf8.ts";
 
 interface Outcome {
   name: string;
@@ -29,7 +30,7 @@ export function expose(suite: Suite): void {
       }
     },
     result(): ArrayBuffer {
-      return new TextEncoder().encode(JSON.stringify(outcome)).buffer as ArrayBuffer;
+      return utf8Encode(JSON.stringify(outcome)).buffer as ArrayBuffer;
     },
   };
 }

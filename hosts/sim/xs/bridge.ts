@@ -11,11 +11,13 @@
  *
  * Events (timers due, MQTT messages) go the other way: the host runs `__sim.pump()` when XS is
  * idle, and pump takes them one by one and hands each to its handler, as Moddable's event
- * loop calls into JavaScript. Runs inside XS only (uses its `issueCommand` global).
+ * loop calls into JavaScript. Runs inside XS only (the engine's native `issueCommand`).
  */
 import { OtaError, type OtaErrorCode } from "../../../modules/errors.ts";
+import { utf8Decode, utf8Encode } from "../../../modules/codec/utf8.ts";
+import { native } from "./native.ts";
 
-declare const issueCommand: (request: ArrayBuffer) => ArrayBuffer;
+const issueCommand = (request: ArrayBuffer): ArrayBuffer => native().issueCommand(request);
 
 export interface BridgeReply {
   json: { error?: { code: OtaErrorCode; message: string }; [key: string]: unknown };
@@ -23,7 +25,7 @@ export interface BridgeReply {
 }
 
 export function frame(header: unknown, bytes: Uint8Array = new Uint8Array(0)): Uint8Array {
-  const json = new TextEncoder().encode(JSON.stringify(header));
+  const json = utf8Encode(JSON.stringify(header));
   const out = new Uint8Array(4 + json.length + bytes.length);
   new DataView(out.buffer).setUint32(0, json.length);
   out.set(json, 4);
@@ -33,7 +35,7 @@ export function frame(header: unknown, bytes: Uint8Array = new Uint8Array(0)): U
 
 export function unframe(message: Uint8Array): BridgeReply {
   const length = new DataView(message.buffer, message.byteOffset, message.byteLength).getUint32(0);
-  const json = JSON.parse(new TextDecoder().decode(message.subarray(4, 4 + length))) as BridgeReply["json"];
+  const json = JSON.parse(utf8Decode(message, 4, 4 + length)) as BridgeReply["json"];
   return { json, bytes: message.subarray(4 + length) };
 }
 

@@ -1,11 +1,10 @@
 /**
- * The Clock port in the simulator: time is XS's own `performance.now()`; timers are the host's
+ * The Clock port in the simulator: time is the engine's monotonic clock; timers are the host's
  * (Node timers), which come back as events, so a due timer runs when XS is idle, as on Moddable.
  */
 import type { Clock, TimerId } from "../../../modules/ports/clock.ts";
 import { call, onEvent } from "./bridge.ts";
-
-declare const performance: { now(): number };
+import { native } from "./native.ts";
 
 export class BridgedClock implements Clock {
   readonly #callbacks = new Map<number, () => void>();
@@ -21,7 +20,7 @@ export class BridgedClock implements Clock {
   }
 
   now(): number {
-    return performance.now();
+    return native().now();
   }
 
   wallTime(): number | undefined {

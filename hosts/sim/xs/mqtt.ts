@@ -3,6 +3,7 @@
  * and connection changes come in as events when XS is idle.
  */
 import type { Mqtt, QoS } from "../../../modules/ports/mqtt.ts";
+import { utf8Encode } from "../../../modules/codec/utf8.ts";
 import { call, onEvent } from "./bridge.ts";
 
 export class BridgedMqtt implements Mqtt {
@@ -23,7 +24,7 @@ export class BridgedMqtt implements Mqtt {
   }
 
   async publish(topic: string, payload: Uint8Array | string, qos: QoS): Promise<void> {
-    const bytes = typeof payload === "string" ? new TextEncoder().encode(payload) : payload;
+    const bytes = typeof payload === "string" ? utf8Encode(payload) : payload;
     call("mqtt.publish", { topic, qos }, bytes);
   }
 
