@@ -3,10 +3,14 @@
  * far faster on the chip than JavaScript. CRC-32 is not among its hashes, so it stays on the
  * portable implementation. hasherDigest gives both the port's contract (nothing after finish).
  */
-import { Digest as CryptDigest, type DigestName } from "crypt";
+import { Digest as CryptDigest } from "crypt";
 import type { Digest, DigestAlgorithm, DigestFactory } from "xs-ota/ports/digest";
 import { exactBuffer } from "./buffers.ts";
 import { crc32Hasher, hasherDigest, unknownAlgorithm, type Hasher } from "xs-ota/verify/noble-digest";
+
+// The SDK's typings name the type of hash names DigestType and do not export it: take it from
+// the constructor, which every version of the typings declares.
+type DigestName = ConstructorParameters<typeof CryptDigest>[0];
 
 const NAMES: Record<Exclude<DigestAlgorithm, "crc32">, DigestName> = { sha256: "SHA256", sha1: "SHA1", md5: "MD5" };
 

@@ -44,7 +44,7 @@ export type AgentState =
   | "reporting"
   | "custom-job";
 
-export const AGENT_STATES: readonly AgentState[] = ["booting", "connecting", "starting", "idle", "downloading", "refreshing", "awaiting-reboot", "rebooting", "self-testing", "reporting", "custom-job"];
+export const AGENT_STATES: readonly AgentState[] = Object.freeze(["booting", "connecting", "starting", "idle", "downloading", "refreshing", "awaiting-reboot", "rebooting", "self-testing", "reporting", "custom-job"]);
 
 export type AgentEvent =
   | { type: "boot" }
@@ -96,10 +96,11 @@ type Row = Transition<AgentState, AgentEvent, Agent>;
 type On<T extends AgentEvent["type"]> = Extract<AgentEvent, { type: T }>;
 
 function row<T extends AgentEvent["type"]>(state: AgentState, event: T, next: AgentState[], handler: (a: Agent, e: On<T>) => AgentState | void): Row {
-  return { state, event, next, handler: handler as Row["handler"] };
+  // Frozen, rows and their lists: the table lives in flash on a device (preload).
+  return Object.freeze({ state, event, next: Object.freeze(next), handler: handler as Row["handler"] });
 }
 
-export const AGENT_TABLE: readonly Row[] = [
+export const AGENT_TABLE: readonly Row[] = Object.freeze([
   row("booting", "boot", ["connecting"], (a) => a.onBoot()),
   row("rebooting", "boot", ["connecting"], (a) => a.onBoot()),
   row("connecting", "connected", ["starting"], (a) => a.startChannel()),
@@ -119,7 +120,7 @@ export const AGENT_TABLE: readonly Row[] = [
   row("reporting", "reported", ["idle"], (a, e) => a.onReported(e)),
   row("reporting", "connected", ["reporting"], (a) => a.restartChannel()),
   row("custom-job", "custom-done", ["idle"], (a, e) => a.onCustomDone(e)),
-];
+]);
 
 export class Agent {
   readonly machine: Machine<AgentState, AgentEvent, Agent>;

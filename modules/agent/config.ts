@@ -29,7 +29,7 @@ export interface AgentConfig {
   ca?: string;
 }
 
-export const DEFAULT_CONFIG: Omit<AgentConfig, "thing"> = {
+export const DEFAULT_CONFIG: Omit<AgentConfig, "thing"> = Object.freeze({
   preferProtocol: "mqtt",
   blockSize: 4096,
   blocksPerRequest: 32,
@@ -42,4 +42,4 @@ export const DEFAULT_CONFIG: Omit<AgentConfig, "thing"> = {
   recordInterval: 64 * 1024,
   selfTestTimeout: 60_000,
   allowUnsigned: false,
-};
+});

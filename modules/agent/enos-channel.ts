@@ -26,14 +26,14 @@ export interface EnosChannelOptions {
   log?(message: string): void;
 }
 
-const STEP_FOR: Record<FailureStage, number> = {
+const STEP_FOR: Record<FailureStage, number> = Object.freeze({
   document: ENOS_STEP.upgradeFailed,
   download: ENOS_STEP.downloadFailed,
   verify: ENOS_STEP.verificationFailed,
   flash: ENOS_STEP.flashFailed,
   "self-test": ENOS_STEP.upgradeFailed,
   boot: ENOS_STEP.upgradeFailed,
-};
+});
 
 export class EnosJobChannel implements JobChannel {
   readonly client: EnosOtaClient;

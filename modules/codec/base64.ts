@@ -21,15 +21,13 @@ export class Base64Error extends OtaError {
   }
 }
 
-// Char code -> 6-bit value, or -1. Built once on first use: a module-level constant would run at
-// preload time on the device, where nothing may need base64 at all.
-let table: Int8Array | undefined;
-
-function decodeTable(): Int8Array {
+// Char code -> 6-bit value, or -1. Built when the module loads: on a device that is at preload,
+// on the build machine, and the table then sits read-only in flash instead of in RAM.
+const TABLE: Int8Array = (() => {
   const t = new Int8Array(128).fill(-1);
   for (let i = 0; i < 64; i++) t[ALPHABET.charCodeAt(i)] = i;
   return t;
-}
+})();
 
 function describe(text: string, i: number): string {
   const c = text.charCodeAt(i);
@@ -38,7 +36,7 @@ function describe(text: string, i: number): string {
 }
 
 export function decodeBase64(text: string): Uint8Array {
-  const t = (table ??= decodeTable());
+  const t = TABLE;
   // Split into data characters and trailing padding; any "=" before that run is misplaced.
   let end = text.length;
   while (end > 0 && text.charCodeAt(end - 1) === PAD) end--;

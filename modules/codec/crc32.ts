@@ -3,9 +3,10 @@
  * `crc32(b, crc32(a))` equals `crc32(a ++ b)`. ESP-IDF's ROM `crc32_le(0xFFFFFFFF, p, n)` is
  * `crc32(p, 0xFFFFFFFF)` here. Table-driven; for image-sized data hosts use a native Digest.
  */
-let table: Uint32Array | undefined;
 
-function makeTable(): Uint32Array {
+// Built when the module loads: on a device that is at preload, on the build machine, and the
+// 1 KB table then sits read-only in flash instead of in RAM.
+const TABLE: Uint32Array = (() => {
   const t = new Uint32Array(256);
   for (let n = 0; n < 256; n++) {
     let c = n;
@@ -13,10 +14,10 @@ function makeTable(): Uint32Array {
     t[n] = c >>> 0;
   }
   return t;
-}
+})();
 
 export function crc32(bytes: Uint8Array, previous = 0): number {
-  const t = (table ??= makeTable());
+  const t = TABLE;
   let c = ~previous >>> 0;
   for (let i = 0; i < bytes.length; i++) c = t[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);
   return ~c >>> 0;

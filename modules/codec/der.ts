@@ -15,7 +15,7 @@ export const TAG_OID = 0x06;
 export const TAG_SEQUENCE = 0x30;
 export const TAG_SET = 0x31;
 
-const TAG_NAMES: Record<number, string> = {
+const TAG_NAMES: Record<number, string> = Object.freeze({
   0x02: "INTEGER",
   0x03: "BIT STRING",
   0x04: "OCTET STRING",
@@ -23,7 +23,7 @@ const TAG_NAMES: Record<number, string> = {
   0x06: "OBJECT IDENTIFIER",
   0x30: "SEQUENCE",
   0x31: "SET",
-};
+});
 
 /** One element: `bytes[start..end)` whole, `bytes[valueStart..end)` its contents. */
 export interface Tlv {

@@ -80,9 +80,9 @@ export type JobStatus = "QUEUED" | "IN_PROGRESS" | "SUCCEEDED" | "FAILED" | "REJ
 /** The statuses a device may set with UpdateJobExecution. */
 export type DeviceJobStatus = "IN_PROGRESS" | "SUCCEEDED" | "FAILED" | "REJECTED";
 
-export const JOB_STATUSES: readonly JobStatus[] = ["QUEUED", "IN_PROGRESS", "SUCCEEDED", "FAILED", "REJECTED", "TIMED_OUT", "REMOVED", "CANCELED"];
-export const DEVICE_JOB_STATUSES: readonly DeviceJobStatus[] = ["IN_PROGRESS", "SUCCEEDED", "FAILED", "REJECTED"];
-export const TERMINAL_JOB_STATUSES: readonly JobStatus[] = ["SUCCEEDED", "FAILED", "REJECTED", "TIMED_OUT", "REMOVED", "CANCELED"];
+export const JOB_STATUSES: readonly JobStatus[] = Object.freeze(["QUEUED", "IN_PROGRESS", "SUCCEEDED", "FAILED", "REJECTED", "TIMED_OUT", "REMOVED", "CANCELED"]);
+export const DEVICE_JOB_STATUSES: readonly DeviceJobStatus[] = Object.freeze(["IN_PROGRESS", "SUCCEEDED", "FAILED", "REJECTED"]);
+export const TERMINAL_JOB_STATUSES: readonly JobStatus[] = Object.freeze(["SUCCEEDED", "FAILED", "REJECTED", "TIMED_OUT", "REMOVED", "CANCELED"]);
 
 export type JobsErrorCode =
   | "InvalidTopic"
@@ -95,7 +95,7 @@ export type JobsErrorCode =
   | "RequestThrottled"
   | "TerminalStateReached";
 
-export const JOBS_ERROR_CODES: readonly JobsErrorCode[] = [
+export const JOBS_ERROR_CODES: readonly JobsErrorCode[] = Object.freeze([
   "InvalidTopic",
   "InvalidJson",
   "InvalidRequest",
@@ -105,9 +105,9 @@ export const JOBS_ERROR_CODES: readonly JobsErrorCode[] = [
   "InternalError",
   "RequestThrottled",
   "TerminalStateReached",
-];
+]);
 
-export const JOBS_LIMITS = {
+export const JOBS_LIMITS = Object.freeze({
   maxThingNameLength: 128,
   maxJobIdLength: 64,
   /** A choice, see the file comment. */
@@ -119,7 +119,7 @@ export const JOBS_LIMITS = {
   minStepTimeoutInMinutes: 1,
   maxStepTimeoutInMinutes: 10080,
   maxJobDocumentLength: 32768,
-} as const;
+} as const);
 
 export type StatusDetails = Record<string, string>;
 

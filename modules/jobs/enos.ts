@@ -74,23 +74,23 @@ export interface EnosMethods {
 }
 
 /** The method strings of the EnOS documentation. */
-export const ENOS_METHODS: EnosMethods = {
+export const ENOS_METHODS: EnosMethods = Object.freeze({
   inform: "ota.device.inform",
   progress: "ota.device.progress",
   getVersion: "ota.device.getversion",
   upgrade: "ota.device.upgrade",
-};
+});
 
 export const ENOS_PROTOCOL_VERSION = "1.0";
 export const ENOS_SUCCESS = 200;
 
 /** Progress steps with a meaning other than a percentage. */
-export const ENOS_STEP = {
+export const ENOS_STEP = Object.freeze({
   upgradeFailed: -1,
   downloadFailed: -2,
   verificationFailed: -3,
   flashFailed: -4,
-} as const;
+} as const);
 
 const KEY = /^[^/+#\u0000]{1,128}$/;
 
@@ -186,12 +186,12 @@ export type EnosMessage =
     }
   | { kind: "unknown"; reason: string };
 
-const REPLIES: Record<string, EnosOperation> = {
+const REPLIES: Record<string, EnosOperation> = Object.freeze({
   inform_reply: "inform",
   progress_reply: "progress",
   getversion_reply: "getversion",
   upgrade_reply: "upgrade",
-};
+});
 
 
 /**

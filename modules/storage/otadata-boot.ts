@@ -49,14 +49,14 @@ import {
 
 export type WriteOrder = "xs-ota" | "esp-idf";
 
-const STATE_NAMES: Record<number, SlotState> = {
+const STATE_NAMES: Record<number, SlotState> = Object.freeze<Record<number, SlotState>>({
   [OTA_STATES.NEW]: "new",
   [OTA_STATES.PENDING_VERIFY]: "pending",
   [OTA_STATES.VALID]: "valid",
   [OTA_STATES.INVALID]: "invalid",
   [OTA_STATES.ABORTED]: "aborted",
   [OTA_STATES.UNDEFINED]: "undefined",
-};
+});
 
 export class OtadataBootControl implements BootControl {
   readonly #partitions: Partitions;

@@ -19,14 +19,14 @@ export const ENTRY_SEQ = 0;
 export const ENTRY_STATE = 24;
 export const ENTRY_CRC = 28;
 
-export const OTA_STATES = {
+export const OTA_STATES = Object.freeze({
   NEW: 0,
   PENDING_VERIFY: 1,
   VALID: 2,
   INVALID: 3,
   ABORTED: 4,
   UNDEFINED: 0xffffffff,
-} as const;
+} as const);
 export type OtaStateName = keyof typeof OTA_STATES;
 
 const BLANK = 0xffffffff;

@@ -26,17 +26,17 @@ import { OtaError } from "../errors.ts";
 export type LayoutKind = "ab" | "staging";
 
 /** Partition types with names; any other number 0x00-0xFE is a custom type. */
-export const PartitionTypes = { app: 0x00, data: 0x01 } as const;
+export const PartitionTypes = Object.freeze({ app: 0x00, data: 0x01 } as const);
 export type PartitionTypeName = keyof typeof PartitionTypes;
 
 /** App subtypes: factory, test and ota_0..ota_15 (0x10..0x1f). */
-export const AppSubtypes: Readonly<Record<string, number>> = (() => {
+export const AppSubtypes: Readonly<Record<string, number>> = Object.freeze((() => {
   const names: Record<string, number> = { factory: 0x00, test: 0x20 };
   for (let i = 0; i < 16; i++) names[`ota_${i}`] = 0x10 + i;
   return names;
-})();
+})());
 
-export const DataSubtypes: Readonly<Record<string, number>> = {
+export const DataSubtypes: Readonly<Record<string, number>> = Object.freeze({
   ota: 0x00,
   phy: 0x01,
   nvs: 0x02,
@@ -48,7 +48,7 @@ export const DataSubtypes: Readonly<Record<string, number>> = {
   fat: 0x81,
   spiffs: 0x82,
   littlefs: 0x83,
-};
+});
 
 export interface Partition {
   name: string;
@@ -170,7 +170,7 @@ export function parseNumber(text: string): number | undefined {
   return value <= 0xffffffff ? value : undefined;
 }
 
-const FLASH_SIZES_MB = [1, 2, 4, 8, 16, 32, 64, 128];
+const FLASH_SIZES_MB = Object.freeze([1, 2, 4, 8, 16, 32, 64, 128]);
 
 /** "4MB", "4M", "0x400000" or "4194304"; only the flash chip sizes ESP-IDF knows (1-128 MB). */
 export function parseFlashSize(text: string): number | undefined {
@@ -404,8 +404,8 @@ function span(p: Partition): string {
 // ---------------------------------------------------------------------------------------------
 // Binary table (ESP-IDF esp_partition_info_t, 32 bytes each, little-endian)
 
-const MAGIC = [0xaa, 0x50];
-const MD5_MAGIC = [0xeb, 0xeb];
+const MAGIC = Object.freeze([0xaa, 0x50]);
+const MD5_MAGIC = Object.freeze([0xeb, 0xeb]);
 const FLAG_ENCRYPTED = 1;
 const FLAG_READONLY = 2;
 

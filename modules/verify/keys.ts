@@ -32,7 +32,7 @@ const EC_PUBLIC_KEY = "1.2.840.10045.2.1";
 const PRIME256V1 = "1.2.840.10045.3.1.7";
 
 /** Names for the algorithms and curves people meet, so a refusal says what the key is. */
-const OID_NAMES: Record<string, string> = {
+const OID_NAMES: Record<string, string> = Object.freeze({
   "1.2.840.10045.2.1": "id-ecPublicKey",
   "1.2.840.113549.1.1.1": "rsaEncryption",
   "1.2.840.113549.1.1.10": "RSASSA-PSS",
@@ -49,7 +49,7 @@ const OID_NAMES: Record<string, string> = {
   "1.3.132.0.34": "secp384r1",
   "1.3.132.0.35": "secp521r1",
   "1.3.36.3.3.2.8.1.1.7": "brainpoolP256r1",
-};
+});
 
 function named(oid: string): string {
   const name = OID_NAMES[oid];

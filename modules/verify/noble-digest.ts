@@ -69,9 +69,9 @@ const hashers: Record<DigestAlgorithm, () => Hasher> = {
   crc32: () => crc32Hasher(),
 };
 
-export const nobleDigests: DigestFactory = {
+export const nobleDigests: DigestFactory = Object.freeze({
   create(algorithm: DigestAlgorithm): Digest {
     if (!Object.hasOwn(hashers, algorithm)) throw unknownAlgorithm(algorithm);
     return hasherDigest(hashers[algorithm]());
   },
-};
+});

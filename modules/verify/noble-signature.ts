@@ -32,7 +32,7 @@ export const p256 = ecdsa(
   sha256,
 );
 
-export const nobleVerifier: SignatureVerifier = {
+export const nobleVerifier: SignatureVerifier = Object.freeze({
   verify(publicKey: Uint8Array, digest: Uint8Array, signature: Uint8Array): boolean {
     if (signature.length !== 64 || digest.length !== 32) return false;
     try {
@@ -43,4 +43,4 @@ export const nobleVerifier: SignatureVerifier = {
       return false;
     }
   },
-};
+});
