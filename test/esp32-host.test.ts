@@ -20,6 +20,8 @@ import { startCloud, SIGNER_LABEL, type Cloud } from "../cloud/server.ts";
 import { MODDABLE_FAKES, MODDABLE_GLOBALS, PREFERENCE_WITH_CUTS } from "./moddable/aliases.ts";
 import { XsWorker } from "../hosts/sim/xsnap.ts";
 import { Esp32TestDevice, type Esp32DeviceEvent } from "./moddable/device.ts";
+import { esp32AppPayload } from "./moddable/program.ts";
+import { MODDABLE_RUNNER } from "./contract/vitest.ts";
 
 const APPS = fileURLToPath(new URL("./moddable/apps/", import.meta.url));
 const work = mkdtempSync(join(tmpdir(), "xs-ota-esp32-test-"));
@@ -31,9 +33,14 @@ const signerPem = signing.publicKey.export({ type: "spki", format: "pem" }).toSt
 // turn into the PKCS#8 DER Moddable's TLS takes.
 const deviceKey = generateKeyPairSync("rsa", { modulusLength: 2048 }).privateKey.export({ type: "pkcs1", format: "pem" }).toString();
 
-async function firmware(entry: string, version: string): Promise<string> {
-  const source = `import ${JSON.stringify(MODDABLE_GLOBALS)};\nimport ${JSON.stringify(join(APPS, entry))};\n`;
-  const script = await bundleForXs(source, { minify: true, aliases: MODDABLE_FAKES });
+/**
+ * A firmware image whose payload starts the app. On the device-faithful engine the payload is the
+ * app bundled; on Moddable's XS (npm run test:moddable) the app is linked into the program and
+ * the payload only imports it.
+ */
+async function firmware(entry: "passes" | "fails", version: string): Promise<string> {
+  const source = `import ${JSON.stringify(MODDABLE_GLOBALS)};\nimport ${JSON.stringify(join(APPS, `${entry}.ts`))};\n`;
+  const script = MODDABLE_RUNNER ? esp32AppPayload(entry) : await bundleForXs(source, { minify: true, aliases: MODDABLE_FAKES });
   const path = join(work, `${version}.bin`);
   writeFileSync(path, packImage({ version, payload: new TextEncoder().encode(script), sha256 }));
   return path;
@@ -52,7 +59,7 @@ async function until(condition: () => boolean, what: string, ms = 40_000): Promi
 const terminal = (s: string | undefined) => s === "SUCCEEDED" || s === "FAILED" || s === "REJECTED";
 const boots = (events: Esp32DeviceEvent[]) => events.flatMap((e) => (e.type === "boot" ? [`${e.slot} ${e.version}`] : []));
 
-describe("the esp32 host on XS, against Moddable stand-ins and the local cloud", () => {
+describe(`the esp32 host on XS, against Moddable stand-ins and the local cloud${MODDABLE_RUNNER ? " [moddable]" : ""}`, () => {
   const thing = "esp32-dev-1";
   let cloud: Cloud;
   let v101: string;
@@ -60,9 +67,9 @@ describe("the esp32 host on XS, against Moddable stand-ins and the local cloud",
 
   beforeAll(async () => {
     cloud = await startCloud({ dataDir: join(work, "cloud"), httpsPort: 0, controlPort: 0, mqttPort: 0 });
-    const v100 = await firmware("passes.ts", "1.0.0");
-    v101 = await firmware("passes.ts", "1.0.1");
-    v102 = await firmware("fails.ts", "1.0.2");
+    const v100 = await firmware("passes", "1.0.0");
+    v101 = await firmware("passes", "1.0.1");
+    v102 = await firmware("fails", "1.0.2");
     const dir = join(work, "device");
     flashDevice(dir, new Uint8Array(readFileSync(v100)));
     device = new Esp32TestDevice({
@@ -72,6 +79,7 @@ describe("the esp32 host on XS, against Moddable stand-ins and the local cloud",
       keys: { [SIGNER_LABEL]: signerPem },
       ca: cloud.caCert,
       mqtt: { host: "127.0.0.1", port: Number(new URL(cloud.urls.mqtt).port), tls: { ca: cloud.caCert, certificate: cloud.caCert, privateKey: deviceKey } },
+      binary: MODDABLE_RUNNER,
     });
     await device.start();
   }, 120_000);

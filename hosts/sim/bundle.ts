@@ -110,3 +110,48 @@ async function build(entrySource: string, options: BundleOptions): Promise<strin
   await bundle.close();
   return output[0].code;
 }
+
+/** One file of bundleModules' output: its name and what it exports. */
+export interface BundledModule {
+  fileName: string;
+  exports: string[];
+}
+
+/**
+ * Bundles code that is not the device's own into ES modules for a Moddable program (mcconfig
+ * compiles each with xsc): every entry of `entries` (name -> module text) becomes `name.js` in
+ * `outDir`, code shared between entries goes into chunks they import relatively, and whatever
+ * `external` maps (modules/, the host, Moddable's modules) stays an import of the module
+ * specifier it returns, for the manifest to provide.
+ */
+export async function bundleModules(entries: Record<string, string>, outDir: string, external: (id: string, importer: string | undefined) => string | undefined): Promise<BundledModule[]> {
+  const prefix = "\0xs-module:";
+  const outside: Plugin = {
+    name: "xs-external",
+    async resolveId(id, importer) {
+      if (id.startsWith(prefix)) return id;
+      const direct = external(id, importer);
+      if (direct !== undefined) return { id: direct, external: true };
+      const resolved = await this.resolve(id, importer, { skipSelf: true });
+      const mapped = resolved && !resolved.external ? external(resolved.id, importer) : undefined;
+      return mapped === undefined ? resolved : { id: mapped, external: true };
+    },
+    load: (id) => (id.startsWith(prefix) ? entries[id.slice(prefix.length)] : null),
+  };
+  const bundle = await rollup({
+    input: Object.fromEntries(Object.keys(entries).map((name) => [name, prefix + name])),
+    treeshake: { annotations: false },
+    plugins: [
+      outside,
+      nodeResolve({ extensions: [".ts", ".js"] }),
+      esbuild({ target: "es2022", supported: { "class-static-field": false }, loaders: { ".ts": "ts" }, exclude: [] }),
+    ],
+    onwarn: (w, warn) => {
+      if (w.code === "UNRESOLVED_IMPORT") throw new Error(`cannot resolve '${w.exporter ?? w.id}'${w.id ? ` (imported by ${w.id})` : ""}`);
+      if (w.code !== "CIRCULAR_DEPENDENCY") warn(w);
+    },
+  });
+  const { output } = await bundle.write({ dir: outDir, format: "es", entryFileNames: "[name].js", chunkFileNames: "chunk-[hash].js" });
+  await bundle.close();
+  return output.flatMap((o) => (o.type === "chunk" ? [{ fileName: o.fileName, exports: o.exports }] : []));
+}

@@ -14,8 +14,10 @@ export interface PemBlock {
   der: Uint8Array;
 }
 
-const BEGIN = /^-----BEGIN ([^-]*)-----$/;
-const END = /^-----END ([^-]*)-----$/;
+// RegExps are made per call, never kept at module level: in flash (preload) a RegExp has no
+// match data, and Moddable's XS (8.2.3) crashes in exec's temporary copy once a collection runs.
+const BEGIN = () => /^-----BEGIN ([^-]*)-----$/;
+const END = () => /^-----END ([^-]*)-----$/;
 // ASCII whitespace only, the same set columnOf() skips, so columns stay right.
 const strip = (line: string) => line.replace(/^[ \t\r\f\v]+|[ \t\r\f\v]+$/g, "");
 
@@ -23,7 +25,7 @@ export function parsePem(text: string): PemBlock[] {
   const lines = text.split("\n");
   const blocks: PemBlock[] = [];
   for (let n = 0; n < lines.length; n++) {
-    const begin = BEGIN.exec(strip(lines[n]));
+    const begin = BEGIN().exec(strip(lines[n]));
     if (!begin) continue;
     const label = begin[1];
     const startLine = n + 1;
@@ -33,7 +35,7 @@ export function parsePem(text: string): PemBlock[] {
     let closed = false;
     for (n++; n < lines.length; n++) {
       const line = strip(lines[n]);
-      const end = END.exec(line);
+      const end = END().exec(line);
       if (end) {
         if (end[1] !== label) {
           throw new OtaError("malformed", `PEM: block "BEGIN ${label}" at line ${startLine} ends with "END ${end[1]}" at line ${n + 1}`);
@@ -41,7 +43,7 @@ export function parsePem(text: string): PemBlock[] {
         closed = true;
         break;
       }
-      if (BEGIN.test(line)) {
+      if (BEGIN().test(line)) {
         throw new OtaError("malformed", `PEM: block "BEGIN ${label}" at line ${startLine} has no END line before the next BEGIN at line ${n + 1}`);
       }
       starts.push({ line: n, at: body.length });

@@ -135,16 +135,18 @@ export function isTerminalJobStatus(status: JobStatus): boolean {
   return TERMINAL_JOB_STATUSES.includes(status);
 }
 
-const THING_NAME = /^[a-zA-Z0-9:_-]{1,128}$/;
-const JOB_ID = /^[a-zA-Z0-9_-]{1,64}$/;
-const DETAIL_KEY = /^[a-zA-Z0-9:_-]{1,128}$/;
+// RegExps are made per call, never kept at module level: in flash (preload) a RegExp has no
+// match data, and Moddable's XS (8.2.3) crashes in exec's temporary copy once a collection runs.
+const THING_NAME = () => /^[a-zA-Z0-9:_-]{1,128}$/;
+const JOB_ID = () => /^[a-zA-Z0-9_-]{1,64}$/;
+const DETAIL_KEY = () => /^[a-zA-Z0-9:_-]{1,128}$/;
 
 export function isValidThingName(thing: unknown): thing is string {
-  return typeof thing === "string" && THING_NAME.test(thing);
+  return typeof thing === "string" && THING_NAME().test(thing);
 }
 
 export function isValidJobId(jobId: unknown): jobId is string {
-  return typeof jobId === "string" && JOB_ID.test(jobId);
+  return typeof jobId === "string" && JOB_ID().test(jobId);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -216,7 +218,7 @@ export function statusDetailsProblem(details: unknown): string | undefined {
   const keys = Object.keys(details);
   if (keys.length > JOBS_LIMITS.maxStatusDetails) return `statusDetails has ${keys.length} entries, at most ${JOBS_LIMITS.maxStatusDetails}`;
   for (const key of keys) {
-    if (!DETAIL_KEY.test(key)) return `statusDetails key ${JSON.stringify(key)}: 1 to 128 of [a-zA-Z0-9:_-]`;
+    if (!DETAIL_KEY().test(key)) return `statusDetails key ${JSON.stringify(key)}: 1 to 128 of [a-zA-Z0-9:_-]`;
     const value = details[key];
     if (typeof value !== "string") return `statusDetails.${key} must be a string`;
     const length = codePoints(value);

@@ -92,10 +92,12 @@ export const ENOS_STEP = Object.freeze({
   flashFailed: -4,
 } as const);
 
-const KEY = /^[^/+#\u0000]{1,128}$/;
+// RegExps are made per call, never kept at module level: in flash (preload) a RegExp has no
+// match data, and Moddable's XS (8.2.3) crashes in exec's temporary copy once a collection runs.
+const KEY = () => /^[^/+#\u0000]{1,128}$/;
 
 function checkKey(value: unknown, what: string): string {
-  if (typeof value !== "string" || !KEY.test(value)) throw new OtaError("bad-argument", `${what} must be 1 to 128 characters without '/', '+', '#'`);
+  if (typeof value !== "string" || !KEY().test(value)) throw new OtaError("bad-argument", `${what} must be 1 to 128 characters without '/', '+', '#'`);
   return value;
 }
 
@@ -207,7 +209,7 @@ export function parseEnosMessage(topic: string, payload: Uint8Array | string): E
   }
   const productKey = levels[2];
   const deviceKey = levels[3];
-  if (!KEY.test(productKey) || !KEY.test(deviceKey)) return { kind: "unknown", reason: `bad product or device key in ${topic}` };
+  if (!KEY().test(productKey) || !KEY().test(deviceKey)) return { kind: "unknown", reason: `bad product or device key in ${topic}` };
   const name = levels[6];
   if (name !== "upgrade" && REPLIES[name] === undefined) return { kind: "unknown", reason: `not a message for the device: ${topic}` };
   const o = readJsonObject(payload);

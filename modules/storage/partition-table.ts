@@ -190,7 +190,9 @@ export function hex(n: number, digits = 1): string {
 // ---------------------------------------------------------------------------------------------
 // CSV
 
-const DIRECTIVE = /^#\s*(flash-size|layout)\s*:\s*(.*?)\s*$/i;
+// RegExps are made per call, never kept at module level: in flash (preload) a RegExp has no
+// match data, and Moddable's XS (8.2.3) crashes in exec's temporary copy once a collection runs.
+const DIRECTIVE = () => /^#\s*(flash-size|layout)\s*:\s*(.*?)\s*$/i;
 
 /** Parses an ESP-IDF partition CSV. Never throws for bad input: every problem comes back in `errors`. */
 export function parsePartitionCsv(text: string): ParsedTable {
@@ -203,7 +205,7 @@ export function parsePartitionCsv(text: string): ParsedTable {
 
   // Directives first: they may sit anywhere, and the layout decides where auto offsets start.
   for (let i = 0; i < lines.length; i++) {
-    const m = DIRECTIVE.exec(lines[i].trim());
+    const m = DIRECTIVE().exec(lines[i].trim());
     if (!m) continue;
     const line = i + 1;
     const key = m[1].toLowerCase();

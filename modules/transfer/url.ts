@@ -15,10 +15,12 @@ export interface HttpUrl {
   path: string;
 }
 
-const ABSOLUTE = /^(https?):\/\/([^/?#@]*@)?(\[[0-9a-fA-F:.]+\]|[^/?#:\[\]]+)(?::(\d{1,5}))?([/?][^#]*)?(#.*)?$/i;
+// RegExps are made per call, never kept at module level: in flash (preload) a RegExp has no
+// match data, and Moddable's XS (8.2.3) crashes in exec's temporary copy once a collection runs.
+const ABSOLUTE = () => /^(https?):\/\/([^/?#@]*@)?(\[[0-9a-fA-F:.]+\]|[^/?#:\[\]]+)(?::(\d{1,5}))?([/?][^#]*)?(#.*)?$/i;
 
 export function parseHttpUrl(text: string): HttpUrl {
-  const m = ABSOLUTE.exec(text);
+  const m = ABSOLUTE().exec(text);
   if (!m) throw new OtaError("bad-argument", `'${text.slice(0, 200)}' is not an absolute http or https URL`);
   if (m[2]) throw new OtaError("bad-argument", "URLs with user:password@ are not supported");
   const scheme = m[1].toLowerCase() as HttpUrl["scheme"];

@@ -15,11 +15,13 @@ export interface Version {
   pre: (string | number)[];
 }
 
-const NUMBER = /^(0|[1-9][0-9]*)$/;
-const IDENT = /^[0-9A-Za-z-]+$/;
+// RegExps are made per call, never kept at module level: in flash (preload) a RegExp has no
+// match data, and Moddable's XS (8.2.3) crashes in exec's temporary copy once a collection runs.
+const NUMBER = () => /^(0|[1-9][0-9]*)$/;
+const IDENT = () => /^[0-9A-Za-z-]+$/;
 
 function part(text: string, what: string, source: string, max = Number.MAX_SAFE_INTEGER): number {
-  if (!NUMBER.test(text) || Number(text) > max) throw new OtaError("malformed", `version '${source}': ${what} '${text}' is not a number without leading zeros`);
+  if (!NUMBER().test(text) || Number(text) > max) throw new OtaError("malformed", `version '${source}': ${what} '${text}' is not a number without leading zeros`);
   return Number(text);
 }
 
@@ -34,14 +36,14 @@ export function parseVersion(source: string): Version {
   const text = source[0] === "v" ? source.slice(1) : source;
   const plus = text.indexOf("+");
   const core = plus < 0 ? text : text.slice(0, plus);
-  if (plus >= 0 && !text.slice(plus + 1).split(".").every((p) => IDENT.test(p))) {
+  if (plus >= 0 && !text.slice(plus + 1).split(".").every((p) => IDENT().test(p))) {
     throw new OtaError("malformed", `version '${source}': bad build metadata`);
   }
   const dash = core.indexOf("-");
   const numbers = (dash < 0 ? core : core.slice(0, dash)).split(".");
   if (numbers.length < 2 || numbers.length > 3) throw new OtaError("malformed", `version '${source}' is not major.minor[.patch]`);
   const pre = dash < 0 ? [] : core.slice(dash + 1).split(".").map((id) => {
-    if (!IDENT.test(id)) throw new OtaError("malformed", `version '${source}': bad pre-release identifier '${id}'`);
+    if (!IDENT().test(id)) throw new OtaError("malformed", `version '${source}': bad pre-release identifier '${id}'`);
     return /^[0-9]+$/.test(id) ? part(id, "pre-release number", source) : id;
   });
   return {

@@ -11,7 +11,8 @@ import { OtaError, isOtaError } from "../../modules/errors.ts";
 import { Utf8Error, utf8Decode, utf8Encode, utf8Length } from "../../modules/codec/utf8.ts";
 import { decodeCbor, encodeCbor, type CborMap } from "../../modules/codec/cbor.ts";
 import { parsePem } from "../../modules/codec/pem.ts";
-import { statusDetailsProblem } from "../../modules/jobs/aws-jobs.ts";
+import { isValidJobId, statusDetailsProblem } from "../../modules/jobs/aws-jobs.ts";
+import { parseHttpUrl } from "../../modules/transfer/url.ts";
 import { nobleVerifier } from "../../modules/verify/noble-signature.ts";
 
 const fromHex = (s: string) => {
@@ -79,6 +80,16 @@ export default suite("device engine", (test) => {
       equal(statusDetailsProblem({ v: good }), undefined, `taken: ${good.slice(0, 8)}`);
     }
     ok(/1025 characters/.test(statusDetailsProblem({ v: "😀".repeat(1025) }) ?? ""), "counted by code point");
+  });
+
+  test("validators keep working while the collector runs (no RegExp kept in flash)", () => {
+    let junk: string[] = [];
+    for (let i = 0; i < 30000; i++) {
+      junk = [`job-${i}`, `${i}`];
+      ok(isValidJobId(junk[0]), `job id ${i}`);
+      if (i % 1000 === 0) equal(parseHttpUrl(`https://h/${i}`).path, `/${i}`, `url ${i}`);
+    }
+    equal(parsePem("-----BEGIN K-----\nAAEC\n-----END K-----\n").length, 1, "PEM after");
   });
 
   test("P-256 verification loads without TextEncoder and verifies", () => {

@@ -35,6 +35,8 @@ export interface Esp32DeviceOptions {
   ca: string;
   /** What the firmware is told about its broker; the session itself is made here, to brokerUrl. */
   mqtt: Esp32TestIdentity["mqtt"];
+  /** The engine the firmware runs on: by default the device-faithful XS; else a Moddable program. */
+  binary?: string;
 }
 
 export type Esp32DeviceEvent =
@@ -117,7 +119,7 @@ export class Esp32TestDevice extends EventEmitter<{ event: [Esp32DeviceEvent] }>
       connected: true,
       mqtt: this.o.mqtt,
     };
-    const worker = new XsWorker(this.o.thing);
+    const worker = new XsWorker(this.o.thing, this.o.binary ? { binary: this.o.binary, args: [] } : {});
     const bridge: BridgeHost = new BridgeHost({
       flash: board.file.flash,
       store: board.store,

@@ -5,7 +5,8 @@
  * - Globals: a Moddable esp32 app has the language's built-ins and `trace`, nothing of xsnap's
  *   (TextEncoder, TextDecoder, setImmediate, Base64, harden, gc, print, performance...). Those
  *   are removed; the few the simulator's native layer and the test harness need move to one
- *   `xsnap` object (issueCommand, print, gc, now, setImmediate, preload).
+ *   `xsnap` object (issueCommand, print, gc, now, setImmediate, preload, and TextEncoder and
+ *   TextDecoder for the bridge's own framing).
  * - Preload: `xsnap.preload()` does to the machine what Moddable's linker (xsl) does to it after
  *   it has run the preloaded modules and before it writes the heap to flash: Object.freeze on
  *   the built-in prototypes and namespaces, then, for every live instance, the rules by which xsl
@@ -69,8 +70,13 @@ static void fxPetrifyInstance(txSlot* instance)
 	case XS_DATA_VIEW_KIND:
 	case XS_TYPED_ARRAY_KIND:
 	case XS_PROXY_KIND:
-	case XS_REGEXP_KIND:
 		fxPetrify(instance);
+		break;
+	case XS_REGEXP_KIND:
+		/* In flash a RegExp keeps its compiled code but no match data: exec then works on a
+		   temporary copy, a path of its own (and the one that has crashed XS). */
+		fxPetrify(instance);
+		internal->value.regexp.data = C_NULL;
 		break;
 	case XS_PROMISE_KIND:
 		fxPetrify(instance);
@@ -211,6 +217,9 @@ void fxBuildDeviceAgent(xsMachine* the)
 	xsDefine(xsVar(0), xsID("print"), xsGet(xsGlobal, xsID("print")), xsDontEnum);
 	xsDefine(xsVar(0), xsID("gc"), xsGet(xsGlobal, xsID("gc")), xsDontEnum);
 	xsDefine(xsVar(0), xsID("setImmediate"), xsGet(xsGlobal, xsID("setImmediate")), xsDontEnum);
+	/* The bridge's framing, native as a device's drivers are: kept out of the agent's meters. */
+	xsDefine(xsVar(0), xsID("TextEncoder"), xsGet(xsGlobal, xsID("TextEncoder")), xsDontEnum);
+	xsDefine(xsVar(0), xsID("TextDecoder"), xsGet(xsGlobal, xsID("TextDecoder")), xsDontEnum);
 	xsVar(1) = xsGet(xsGlobal, xsID("performance"));
 	xsDefine(xsVar(0), xsID("now"), xsGet(xsVar(1), xsID("now")), xsDontEnum);
 	xsDefine(xsVar(0), xsID("preload"), xsNewHostFunction(xs_preload, 0), xsDontEnum);

@@ -15,9 +15,24 @@
  */
 import { OtaError, type OtaErrorCode } from "../../../modules/errors.ts";
 import { utf8Decode, utf8Encode } from "../../../modules/codec/utf8.ts";
-import { native } from "./native.ts";
+import { nativeLayer, type XsnapNative } from "./native.ts";
 
-const issueCommand = (request: ArrayBuffer): ArrayBuffer => native().issueCommand(request);
+const issueCommand = (request: ArrayBuffer): ArrayBuffer => nativeLayer().issueCommand(request);
+
+// The frames' JSON in C where the engine has it: the bridge stands for native drivers, whose
+// cost must not count as the agent's (JavaScript UTF-8 triples the compute per KB of an update).
+// The Node side frames too (hosts/sim/bridge-host.ts), with no native layer.
+const text = (): XsnapNative | undefined => (globalThis as { xsnap?: XsnapNative }).xsnap;
+
+function encodeJson(value: unknown): Uint8Array {
+  const Encoder = text()?.TextEncoder;
+  return Encoder ? new Encoder().encode(JSON.stringify(value)) : utf8Encode(JSON.stringify(value));
+}
+
+function decodeJson(bytes: Uint8Array, start: number, end: number): unknown {
+  const Decoder = text()?.TextDecoder;
+  return JSON.parse(Decoder ? new Decoder().decode(bytes.subarray(start, end)) : utf8Decode(bytes, start, end));
+}
 
 export interface BridgeReply {
   json: { error?: { code: OtaErrorCode; message: string }; [key: string]: unknown };
@@ -25,7 +40,7 @@ export interface BridgeReply {
 }
 
 export function frame(header: unknown, bytes: Uint8Array = new Uint8Array(0)): Uint8Array {
-  const json = utf8Encode(JSON.stringify(header));
+  const json = encodeJson(header);
   const out = new Uint8Array(4 + json.length + bytes.length);
   new DataView(out.buffer).setUint32(0, json.length);
   out.set(json, 4);
@@ -35,7 +50,7 @@ export function frame(header: unknown, bytes: Uint8Array = new Uint8Array(0)): U
 
 export function unframe(message: Uint8Array): BridgeReply {
   const length = new DataView(message.buffer, message.byteOffset, message.byteLength).getUint32(0);
-  const json = JSON.parse(utf8Decode(message, 4, 4 + length)) as BridgeReply["json"];
+  const json = decodeJson(message, 4, 4 + length) as BridgeReply["json"];
   return { json, bytes: message.subarray(4 + length) };
 }
 

@@ -4,7 +4,7 @@
  */
 import type { Clock, TimerId } from "../../../modules/ports/clock.ts";
 import { call, onEvent } from "./bridge.ts";
-import { native } from "./native.ts";
+import { nativeLayer } from "./native.ts";
 
 export class BridgedClock implements Clock {
   readonly #callbacks = new Map<number, () => void>();
@@ -20,7 +20,7 @@ export class BridgedClock implements Clock {
   }
 
   now(): number {
-    return native().now();
+    return nativeLayer().now();
   }
 
   wallTime(): number | undefined {

@@ -16,9 +16,12 @@ export interface XsnapNative {
   setImmediate(callback: () => void): void;
   /** Freezes the machine as Moddable's linker does after the preloaded modules ran. */
   preload(): void;
+  /** UTF-8 in C, for the bridge's JSON frames only (absent on Moddable's own XS). */
+  TextEncoder?: new () => { encode(text: string): Uint8Array };
+  TextDecoder?: new () => { decode(bytes: Uint8Array): string };
 }
 
-export function native(): XsnapNative {
+export function nativeLayer(): XsnapNative {
   const found = (globalThis as { xsnap?: XsnapNative }).xsnap;
   if (!found) throw new Error("no xsnap native layer: this code runs on xs-ota's device-faithful XS engine only");
   return found;

@@ -1,5 +1,5 @@
 /** Stand-in for Moddable's "time": `ticks` in whole milliseconds, `delta` between two of them. */
-import { native } from "../../../hosts/sim/xs/native.ts";
+import { nativeLayer } from "../../../hosts/sim/xs/native.ts";
 
 interface TimeModule {
   readonly ticks: number;
@@ -11,7 +11,7 @@ interface TimeModule {
 
 const Time: TimeModule = {
   get ticks(): number {
-    return Math.floor(native().now());
+    return Math.floor(nativeLayer().now());
   },
   delta(start: number, end: number = Time.ticks): number {
     return end - start;
