@@ -14,7 +14,7 @@
  */
 import { readFileSync, statSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { rollup, type Plugin } from "rollup";
+import { rollup, type Plugin, type RollupLog } from "rollup";
 import esbuild from "rollup-plugin-esbuild";
 import { nodeResolve } from "@rollup/plugin-node-resolve";
 
@@ -70,6 +70,21 @@ const xsOtaPaths: Plugin = {
   },
 };
 
+/** Node-style resolution (@noble/* included) and esbuild for XS. */
+function compile(minify: boolean): Plugin[] {
+  return [
+    nodeResolve({ extensions: [".ts", ".js"] }),
+    // exclude nothing: @noble/curves itself has `static BASE = new Point(...)`.
+    esbuild({ target: "es2022", supported: { "class-static-field": false }, loaders: { ".ts": "ts" }, exclude: [], minify }),
+  ];
+}
+
+// An import rollup cannot resolve would fail on XS at load: refuse it here, with who imports it.
+const onwarn = (w: RollupLog, warn: (w: RollupLog) => void): void => {
+  if (w.code === "UNRESOLVED_IMPORT") throw new Error(`cannot resolve '${w.exporter ?? w.id}'${w.id ? ` (imported by ${w.id})` : ""}`);
+  if (w.code !== "CIRCULAR_DEPENDENCY") warn(w);
+};
+
 async function build(entrySource: string, options: BundleOptions): Promise<string> {
   const preload = options.preload !== false;
   const sources: Record<string, string> = {
@@ -92,19 +107,8 @@ async function build(entrySource: string, options: BundleOptions): Promise<strin
     // A device runs every statement of every module it loads: a call marked /* @__PURE__ */
     // that nothing uses still runs there (e.g. @noble/curves/nist.js building FROST helpers).
     treeshake: { annotations: false },
-    plugins: [
-      virtual,
-      aliased,
-      xsOtaPaths,
-      nodeResolve({ extensions: [".ts", ".js"] }),
-      // exclude nothing: @noble/curves itself has `static BASE = new Point(...)`.
-      esbuild({ target: "es2022", supported: { "class-static-field": false }, loaders: { ".ts": "ts" }, exclude: [], minify: options.minify ?? false }),
-    ],
-    onwarn: (w, warn) => {
-      // XS has no module loader behind the bundle: an import left outside it can never run.
-      if (w.code === "UNRESOLVED_IMPORT") throw new Error(`cannot resolve '${w.exporter ?? w.id}'${w.id ? ` (imported by ${w.id})` : ""}`);
-      if (w.code !== "CIRCULAR_DEPENDENCY") warn(w);
-    },
+    plugins: [virtual, aliased, xsOtaPaths, ...compile(options.minify ?? false)],
+    onwarn,
   });
   const { output } = await bundle.generate({ format: "iife", name: "__xsEntry" });
   await bundle.close();
@@ -141,15 +145,8 @@ export async function bundleModules(entries: Record<string, string>, outDir: str
   const bundle = await rollup({
     input: Object.fromEntries(Object.keys(entries).map((name) => [name, prefix + name])),
     treeshake: { annotations: false },
-    plugins: [
-      outside,
-      nodeResolve({ extensions: [".ts", ".js"] }),
-      esbuild({ target: "es2022", supported: { "class-static-field": false }, loaders: { ".ts": "ts" }, exclude: [] }),
-    ],
-    onwarn: (w, warn) => {
-      if (w.code === "UNRESOLVED_IMPORT") throw new Error(`cannot resolve '${w.exporter ?? w.id}'${w.id ? ` (imported by ${w.id})` : ""}`);
-      if (w.code !== "CIRCULAR_DEPENDENCY") warn(w);
-    },
+    plugins: [outside, ...compile(false)],
+    onwarn,
   });
   const { output } = await bundle.write({ dir: outDir, format: "es", entryFileNames: "[name].js", chunkFileNames: "chunk-[hash].js" });
   await bundle.close();
