@@ -12,7 +12,7 @@ import { mkdtempSync, openSync, closeSync, writeSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { downloadRange } from "../modules/transfer/http-download.ts";
-import { StreamDownload } from "../modules/transfer/mqtt-stream.ts";
+import { StreamDownload } from "../modules/aws/stream.ts";
 import { BlockWriter } from "../modules/storage/block-writer.ts";
 import { NodeHttp } from "../hosts/sim/http.ts";
 import { NodeMqtt } from "../hosts/sim/mqtt.ts";

@@ -19,8 +19,8 @@ import { resolve } from "node:path";
 import { DEFAULT_CONTROL_PORT } from "../cloud/server.ts";
 import type { Io } from "./main.ts";
 import { jobDocumentCommand } from "./job-document.ts";
-import { parseAwsJobMessage } from "../modules/jobs/documents.ts";
-import { parseEnosUpgrade } from "../modules/jobs/enos-documents.ts";
+import { parseAwsJobMessage } from "../modules/aws/documents.ts";
+import { parseEnosUpgrade } from "../modules/enos/documents.ts";
 import type { ParseResult, TransferProtocol, UpdatePlan } from "../modules/jobs/plan.ts";
 
 const USAGE = [

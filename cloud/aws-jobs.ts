@@ -2,7 +2,7 @@
  * A local AWS IoT Jobs service for the desktop cloud (Node only). It listens on an MQTT broker
  * (aedes, or anything with StreamBroker's three methods, see cloud/aws-streams.ts) and answers the
  * Jobs device MQTT API the way AWS does, as far as AWS documents it (sources and protocol facts:
- * modules/jobs/aws-jobs.ts, [M] and [A] there). JSON is Node's own and the request checks are
+ * modules/aws/jobs.ts, [M] and [A] there). JSON is Node's own and the request checks are
  * written independently of the device module, so the two test each other.
  *
  * ## Device API (for thing T)

@@ -1,7 +1,7 @@
 /**
  * A local stand-in for EnOS device OTA, the cloud side (Node only), on an in-process MQTT broker
  * (aedes, or anything with StreamBroker's three methods), plus a small HTTP file endpoint that
- * serves the firmware files. See modules/jobs/enos.ts for the protocol facts and their sources;
+ * serves the firmware files. See modules/enos/client.ts for the protocol facts and their sources;
  * in short, for product key PK and device key DK:
  *
  *   device -> cloud  /sys/PK/DK/ota/device/inform      {id, version:"1.0", method, params:{version}}
@@ -43,7 +43,7 @@ import { createHash } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { OtaError } from "../modules/errors.ts";
-import { enosTopics } from "../modules/jobs/enos.ts";
+import { enosTopics } from "../modules/enos/client.ts";
 import { compareVersions, parseVersion, type Version } from "../modules/verify/version.ts";
 import type { BrokerPublish, StreamBroker } from "./aws-streams.ts";
 import { BrokerListener } from "./broker-listener.ts";

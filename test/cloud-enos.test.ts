@@ -1,6 +1,6 @@
 /**
  * cloud/enos.ts: the EnOS OTA cloud over an in-process aedes broker, with the device side of
- * modules/jobs/enos.ts (EnosOtaClient over NodeMqtt) as the device, its file endpoint, and a
+ * modules/enos/client.ts (EnosOtaClient over NodeMqtt) as the device, its file endpoint, and a
  * simulated device that finds an upgrade through getversion by itself.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -9,7 +9,7 @@ import { startBroker, type TestBroker } from "./support/broker.ts";
 import { SimDevice, until } from "./support/sim-device.ts";
 import { appImage } from "./contract/boot-fixture.ts";
 import { EnosService, parseRange, type EnosFileEndpoint } from "../cloud/enos.ts";
-import { EnosOtaClient } from "../modules/jobs/enos.ts";
+import { EnosOtaClient } from "../modules/enos/client.ts";
 import { NodeMqtt } from "../hosts/sim/mqtt.ts";
 import { NodeClock } from "../hosts/sim/clock.ts";
 

@@ -8,7 +8,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { runCliLines } from "./support/cli.ts";
-import { parseAwsJobMessage } from "../modules/jobs/documents.ts";
+import { parseAwsJobMessage } from "../modules/aws/documents.ts";
 import { packImage } from "../modules/storage/esp-image.ts";
 import { nodeDigests } from "../hosts/sim/node-digest.ts";
 

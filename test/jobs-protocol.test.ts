@@ -20,7 +20,7 @@ import {
   updateRequest,
   type JobNotice,
   type JobsResponse,
-} from "../modules/jobs/aws-jobs.ts";
+} from "../modules/aws/jobs.ts";
 import {
   ENOS_STEP,
   EnosOtaClient,
@@ -31,7 +31,7 @@ import {
   enosTopics,
   parseEnosMessage,
   type EnosId,
-} from "../modules/jobs/enos.ts";
+} from "../modules/enos/client.ts";
 import { isOtaError } from "../modules/errors.ts";
 import { toAppVersion32, parseVersion } from "../modules/verify/version.ts";
 import { NodeMqtt } from "../hosts/sim/mqtt.ts";

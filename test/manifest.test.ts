@@ -138,7 +138,7 @@ describe("mcconfig's tsc run, redone", () => {
 describe("XS module resolution (fxFindModule)", () => {
   it("strips .js/.mjs, not .ts; takes ./ and one ../ from the importing module's name", () => {
     expect(xsResolve("../errors.js", "xs-ota/agent/agent")).toBe("xs-ota/errors");
-    expect(xsResolve("./plan.js", "xs-ota/jobs/aws-jobs")).toBe("xs-ota/jobs/plan");
+    expect(xsResolve("../jobs/plan.js", "xs-ota/aws/jobs")).toBe("xs-ota/jobs/plan");
     expect(xsResolve("../codec/der.mjs", "xs-ota/verify/keys")).toBe("xs-ota/codec/der");
     expect(xsResolve("../errors.ts", "xs-ota/agent/agent")).toBe("xs-ota/errors.ts");
     expect(xsResolve("../errors", "xs-ota/agent/agent")).toBe("xs-ota/errors");

@@ -5,16 +5,17 @@
  * rollback-enabled bootloader (hosts/esp32/sdkconfig) behaves as the simulator's.
  *
  *   import { startEsp32Agent } from "xs-ota/esp32/host";
+ *   import { awsCloud } from "xs-ota/aws/preset";
  *   startEsp32Agent({ thing: "dev-1", keys: { "signer.crt": signerPem }, ca: downloadsCaPem,
  *     mqtt: { host: "xxxx-ats.iot.eu-west-1.amazonaws.com", tls: { ca, certificate, privateKey } },
- *     app: { selfTest: () => sensorsRespond() } });
+ *     cloud: awsCloud({ thing: "dev-1" }), app: { selfTest: () => sensorsRespond() } });
  *
  * Network clients come from ECMA-419 network providers (`{ io, dns, socket }`), by default the
  * ones the app's configuration put in `device.network` (`http`, `https`, `mqtt`, `mqtts`).
  */
 import { OtadataBootControl } from "xs-ota/storage/otadata-boot";
 import { nobleVerifier } from "xs-ota/verify/noble-signature";
-import { startAwsAgent, startEnosAgent, type Agent, type AgentApp, type AgentConfig, type AgentPorts } from "xs-ota/agent/index";
+import { startAgent, type Agent, type AgentApp, type AgentConfig, type AgentPorts, type CloudPreset } from "xs-ota/agent/index";
 import { OtaError } from "xs-ota/errors";
 import { Esp32Partitions, type Esp32PartitionOptions } from "./flash.ts";
 import { Esp32StateStore } from "./state-store.ts";
@@ -78,25 +79,21 @@ export function esp32Board(o: Esp32BoardOptions): Esp32Board {
   return board;
 }
 
-export type Esp32Cloud = { kind: "aws" } | { kind: "enos"; productKey: string; deviceKey: string; fileBase?: string };
-
 export interface StartEsp32Options extends Esp32BoardOptions {
   app: AgentApp;
   /** PEM CA certificates trusted for https downloads (the agent's `ca`). */
   ca?: string;
   /** Agent settings; everything has a default (modules/agent/config.ts). */
   config?: Partial<AgentConfig>;
-  /** Default AWS IoT Jobs. */
-  cloud?: Esp32Cloud;
+  /** The cloud's preset (xs-ota/<cloud>/preset): only that cloud's code is linked. */
+  cloud: CloudPreset;
 }
 
 /** Starts the update agent; the MQTT session comes up in the background and the agent is told. */
 export function startEsp32Agent(o: StartEsp32Options): Agent {
   const { ports, mqtt } = esp32Board(o);
-  const config = { ...o.config, ...(o.ca !== undefined ? { ca: o.ca } : {}), thing: o.thing };
-  const start = { ports, app: o.app, config, connected: mqtt.connected };
-  const cloud = o.cloud ?? { kind: "aws" };
-  return cloud.kind === "enos" ? startEnosAgent({ ...start, productKey: cloud.productKey, deviceKey: cloud.deviceKey, fileBase: cloud.fileBase }) : startAwsAgent(start);
+  const config = { ...o.config, ...(o.ca !== undefined ? { ca: o.ca } : {}) };
+  return startAgent({ ports, app: o.app, config, connected: mqtt.connected, cloud: o.cloud });
 }
 
 function defaultNetwork(): NetworkProviders {

@@ -140,7 +140,7 @@ export class Agent {
   /** A device runs for months: the trace keeps only this many entries. */
   readonly #traceLimit: number;
 
-  constructor(options: { ports: AgentPorts; app: AgentApp; channel: JobChannel; config: Partial<AgentConfig> & { thing: string }; traceLimit?: number }) {
+  constructor(options: { ports: AgentPorts; app: AgentApp; channel: JobChannel; config: Partial<AgentConfig>; traceLimit?: number }) {
     this.#traceLimit = options.traceLimit ?? 32;
     this.#ports = options.ports;
     this.#app = options.app;
@@ -179,13 +179,6 @@ export class Agent {
     this.#transfer?.cancel();
     this.#transfer = undefined;
     if (this.#selfTestTimer !== undefined) this.#ports.clock.clearTimer(this.#selfTestTimer);
-  }
-
-  /** Routes an MQTT message to the job channel or the stream transfer. */
-  handleMessage(topic: string, payload: Uint8Array): void {
-    if (this.#stopped) return;
-    if (this.#channel.handle(topic, payload)) return;
-    this.#transfer?.handle(topic, payload);
   }
 
   // ---- handlers (called from the table) ----
@@ -406,6 +399,7 @@ export class Agent {
       this.#ports.partitions.open(r.slot),
       this.#ports,
       this.config,
+      this.#channel,
       {
         checkHeader: (prefix) => checkCandidateImage(prefix, { runningVersion: running, floor: this.#floor }),
         progress: (received, total) => this.dispatch({ type: "progress", transfer: id, received, total }),

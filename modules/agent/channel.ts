@@ -1,6 +1,7 @@
 /**
- * JobChannel: a cloud's job protocol as the agent sees it. AWS IoT Jobs and EnOS OTA each
- * implement it in their own vocabulary (modules/agent/aws-channel.ts, enos-channel.ts).
+ * JobChannel: a cloud's job protocol as the agent sees it. Each cloud implements it in its own
+ * vocabulary (modules/aws/channel.ts, modules/enos/channel.ts) and routes its own
+ * MQTT messages: the agent never looks at a topic.
  *
  * Contract:
  * - `start()` subscribes; after a reconnect the agent calls it again.
@@ -10,6 +11,7 @@
  *   not reject, since the agent carries on either way and the cloud learns the outcome later).
  */
 import type { ParseResult, UpdatePlan } from "../jobs/plan.ts";
+import type { BlockTransfer, BlockTransferOptions } from "../transfer/blocks.ts";
 
 export type FailureStage = "document" | "download" | "verify" | "flash" | "self-test" | "boot";
 
@@ -24,8 +26,14 @@ export interface JobChannel {
   start(): Promise<void>;
   requestNext(): void;
   onJob(handler: (result: ParseResult) => void): void;
-  /** Routes an MQTT message; true when it was the channel's. */
+  /** Routes a message of the device's MQTT session (jobs, and a block transfer it runs); true when it was the channel's. */
   handle(topic: string, payload: Uint8Array): boolean;
+  /**
+   * Plans with protocol "mqtt": the cloud's own block transfer of the plan's file (AWS MQTT
+   * streams), whose messages `handle` then routes. May throw an OtaError for a plan it cannot
+   * fetch. Absent: the cloud has none, and such plans fail.
+   */
+  blockTransfer?(plan: UpdatePlan, options: BlockTransferOptions): BlockTransfer;
   progress(plan: UpdatePlan, received: number, total: number): Promise<void>;
   /** The image is verified and selected: the device restarts into it next. */
   beforeReboot(plan: UpdatePlan, previousVersion: string): Promise<void>;

@@ -1,10 +1,8 @@
-/** The agent's options, in one place, with the defaults a device gets. */
+/** The agent's options, in one place, with the defaults a device gets; the cloud's identity is its preset's. */
 export interface AgentConfig {
-  /** Cloud identity: the AWS thing name (stream topics are under it). */
-  thing: string;
   /** Transfer preference when a job allows both. */
   preferProtocol: "http" | "mqtt";
-  /** MQTT stream block size (256..131072) and blocks per request (at most 128 KB worth). */
+  /** Block transfers (AWS MQTT streams): block size (256..131072) and blocks per request (at most 128 KB worth). */
   blockSize: number;
   blocksPerRequest: number;
   /** Stream requests in flight. */
@@ -29,7 +27,7 @@ export interface AgentConfig {
   ca?: string;
 }
 
-export const DEFAULT_CONFIG: Omit<AgentConfig, "thing"> = Object.freeze({
+export const DEFAULT_CONFIG: AgentConfig = Object.freeze({
   preferProtocol: "mqtt",
   blockSize: 4096,
   blocksPerRequest: 32,

@@ -1,6 +1,6 @@
 /**
  * One image transfer for the agent: from a plan to bytes in the update slot, by HTTP ranges or
- * AWS MQTT streams, resuming from what the StateStore and flash hold. The image header (version,
+ * the cloud's own block transfer (AWS MQTT streams, made by its JobChannel), resuming from what the StateStore and flash hold. The image header (version,
  * anti-rollback) is checked from its first 288 bytes before they are written. Outcomes come back
  * as callbacks, which the agent turns into events.
  */
@@ -8,7 +8,6 @@ import type { Clock } from "../ports/clock.ts";
 import type { Digest, DigestFactory } from "../ports/digest.ts";
 import type { Flash } from "../ports/flash.ts";
 import type { Http } from "../ports/http.ts";
-import type { Mqtt } from "../ports/mqtt.ts";
 import type { StateStore } from "../ports/state-store.ts";
 import type { UpdatePlan } from "../jobs/plan.ts";
 import type { AgentConfig } from "./config.ts";
@@ -17,7 +16,8 @@ import { IMAGE_PREFIX_SIZE, type AppDescriptor } from "../storage/esp-image.ts";
 import { BlockWriter } from "../storage/block-writer.ts";
 import { downloadRange } from "../transfer/http-download.ts";
 import { ProgressRecorder, resumeImage } from "../transfer/progress.ts";
-import { StreamDownload, fullBitmap, blockCount } from "../transfer/mqtt-stream.ts";
+import { blockCount, fullBitmap, type BlockTransfer } from "../transfer/blocks.ts";
+import type { JobChannel } from "./channel.ts";
 import { ImageWriter } from "../storage/image-writer.ts";
 
 export const PROGRESS_KEY = "ota.prog";
@@ -26,12 +26,11 @@ export const ERASED_KEY = "ota.erased";
 
 export type TransferSettings = Pick<
   AgentConfig,
-  "thing" | "blockSize" | "blocksPerRequest" | "window" | "httpWindow" | "timeout" | "requestTimeout" | "retries" | "recordInterval" | "ca"
+  "blockSize" | "blocksPerRequest" | "window" | "httpWindow" | "timeout" | "requestTimeout" | "retries" | "recordInterval" | "ca"
 >;
 
 export interface TransferPorts {
   http: Http;
-  mqtt: Mqtt;
   clock: Clock;
   store: StateStore;
   digests: DigestFactory;
@@ -53,8 +52,6 @@ export interface TransferCallbacks {
 
 export interface RunningTransfer {
   cancel(): void;
-  /** Feeds an MQTT message to a stream transfer; true when it was the stream's. */
-  handle(topic: string, payload: Uint8Array): boolean;
   /**
    * After "url-refused": go on from exactly the byte reached, with a fresh URL (HTTP only; the
    * writer and digests are still live, so nothing is re-read from flash).
@@ -66,7 +63,14 @@ function asOtaError(e: unknown): OtaError {
   return isOtaError(e) ? e : new OtaError("flash-bounds", `transfer failed: ${String(e)}`);
 }
 
-export function startTransfer(plan: UpdatePlan, slot: Flash, ports: TransferPorts, settings: TransferSettings, cb: TransferCallbacks): RunningTransfer {
+export function startTransfer(
+  plan: UpdatePlan,
+  slot: Flash,
+  ports: TransferPorts,
+  settings: TransferSettings,
+  channel: Pick<JobChannel, "blockTransfer">,
+  cb: TransferCallbacks,
+): RunningTransfer {
   const digests: Digest[] = [ports.digests.create("sha256")];
   const promised = plan.digest && plan.digest.algorithm !== "sha256" ? ports.digests.create(plan.digest.algorithm) : undefined;
   if (promised) digests.push(promised);
@@ -85,14 +89,14 @@ export function startTransfer(plan: UpdatePlan, slot: Flash, ports: TransferPort
       );
     };
     run(plan.url);
-    return { cancel: () => (cancelled = true), handle: () => false, continueWith: (url) => run(url) };
+    return { cancel: () => (cancelled = true), continueWith: (url) => run(url) };
   }
-  let stream: StreamDownload | undefined;
+  let stream: BlockTransfer | undefined;
   try {
-    stream = streamTransfer(plan, slot, ports, settings, cb, digests);
+    stream = blockTransfer(plan, slot, ports, settings, channel, cb, digests);
   } catch (e) {
     Promise.resolve().then(() => cb.failed(asOtaError(e)));
-    return { cancel: () => undefined, handle: () => false };
+    return { cancel: () => undefined };
   }
   stream.start().then(
     () => (cancelled ? undefined : finish()),
@@ -103,7 +107,6 @@ export function startTransfer(plan: UpdatePlan, slot: Flash, ports: TransferPort
       cancelled = true;
       stream?.cancel();
     },
-    handle: (topic, payload) => stream?.handle(topic, payload) ?? false,
   };
 }
 
@@ -176,8 +179,16 @@ class HttpSession {
   }
 }
 
-function streamTransfer(plan: UpdatePlan, slot: Flash, ports: TransferPorts, s: TransferSettings, cb: TransferCallbacks, digests: Digest[]): StreamDownload {
-  if (plan.stream === undefined || plan.fileId === undefined) throw new OtaError("bad-argument", "MQTT plan without a stream and file id");
+function blockTransfer(
+  plan: UpdatePlan,
+  slot: Flash,
+  ports: TransferPorts,
+  s: TransferSettings,
+  channel: Pick<JobChannel, "blockTransfer">,
+  cb: TransferCallbacks,
+  digests: Digest[],
+): BlockTransfer {
+  if (!channel.blockTransfer) throw new OtaError("bad-argument", `this cloud has no MQTT file transfer for job ${plan.jobId}`);
   const blocks = blockCount(plan.size, s.blockSize);
   const saved = ports.store.get(BITMAP_KEY);
   const erasedBytes = ports.store.get(ERASED_KEY);
@@ -185,12 +196,7 @@ function streamTransfer(plan: UpdatePlan, slot: Flash, ports: TransferPorts, s: 
   const resume = saved && saved.length === fullBitmap(blocks).length ? { bitmap: saved, erasedTo } : undefined;
   const writer = new BlockWriter(slot, plan.size, resume?.erasedTo ?? 0);
   let received = resume ? blocks - countSet(resume.bitmap) : 0;
-  const client = new StreamDownload({
-    mqtt: ports.mqtt,
-    clock: ports.clock,
-    thing: s.thing,
-    stream: plan.stream,
-    fileId: plan.fileId,
+  return channel.blockTransfer(plan, {
     size: plan.size,
     writer,
     digests,
@@ -215,7 +221,6 @@ function streamTransfer(plan: UpdatePlan, slot: Flash, ports: TransferPorts, s: 
       cb.progress(Math.min(plan.size, received * s.blockSize), plan.size);
     },
   });
-  return client;
 }
 
 function countSet(bitmap: Uint8Array): number {

@@ -1,6 +1,6 @@
 /**
  * An update plan: everything the agent needs from a job, whatever cloud or document format it
- * came in. Parsers (modules/jobs/documents.ts, enos.ts) produce it after strict checks; the agent
+ * came in. Parsers (modules/aws/documents.ts, modules/enos/documents.ts) produce it after strict checks; the agent
  * and `xs-ota job parse` consume it.
  */
 export type JobFormat = "aws-ota" | "nrf-fota" | "zerynth" | "enos";

@@ -7,6 +7,10 @@ import type { JobChannel, JobFailure } from "../../modules/agent/channel.ts";
 import type { ParseResult, UpdatePlan } from "../../modules/jobs/plan.ts";
 import { Agent, type AgentApp } from "../../modules/agent/agent.ts";
 import { OtaError } from "../../modules/errors.ts";
+import type { Clock } from "../../modules/ports/clock.ts";
+import type { Mqtt } from "../../modules/ports/mqtt.ts";
+import type { BlockTransfer, BlockTransferOptions } from "../../modules/transfer/blocks.ts";
+import { StreamDownload } from "../../modules/aws/stream.ts";
 import { encodeBase64 } from "../../modules/codec/base64.ts";
 import { nobleDigests } from "../../modules/verify/noble-digest.ts";
 import { nobleVerifier } from "../../modules/verify/noble-signature.ts";
@@ -99,8 +103,17 @@ export class FakeChannel implements JobChannel {
   offer(result: ParseResult): void {
     this.#handler?.(result);
   }
-  handle(): boolean {
-    return false;
+  /** Where stream downloads go: the rig's fake AWS stream service. */
+  streams: { mqtt: Mqtt; clock: Clock; thing: string } | undefined;
+  #stream: StreamDownload | undefined;
+  handle(topic: string, payload: Uint8Array): boolean {
+    return this.#stream?.handle(topic, payload) ?? false;
+  }
+  blockTransfer(plan: UpdatePlan, options: BlockTransferOptions): BlockTransfer {
+    if (!this.streams || plan.stream === undefined || plan.fileId === undefined) throw new OtaError("bad-argument", "no stream for this plan");
+    const stream = new StreamDownload({ ...options, ...this.streams, stream: plan.stream, fileId: plan.fileId });
+    this.#stream = stream;
+    return stream;
   }
   async progress(plan: UpdatePlan, received: number, total: number): Promise<void> {
     this.reports.push({ kind: "progress", jobId: plan.jobId, detail: `${received}/${total}` });
@@ -166,6 +179,7 @@ export class AgentRig {
 
   constructor(streamFile: Uint8Array = new Uint8Array(0)) {
     this.broker = new FakeStreamBroker(streamFile, 0);
+    this.channel.streams = { mqtt: this.broker, clock: this.clock, thing: "dev-1" };
     this.system = new FakeSystem(this.device);
     this.boot();
   }
@@ -180,11 +194,11 @@ export class AgentRig {
       },
       app: { selfTest: () => this.app.selfTest(), customJob: this.app.customJob ? (id, doc) => this.app.customJob!(id, doc) : undefined },
       channel: this.channel,
-      config: { thing: "dev-1", selfTestTimeout: 5000, progressInterval: 2000, recordInterval: 2000, blockSize: 1024, ...config },
+      config: { selfTestTimeout: 5000, progressInterval: 2000, recordInterval: 2000, blockSize: 1024, ...config },
       // The cases check which rows of the table they took: keep the whole trace.
       traceLimit: Number.MAX_SAFE_INTEGER,
     });
-    this.broker.onMessage((topic, payload) => this.agent.handleMessage(topic, payload));
+    this.broker.onMessage((topic, payload) => this.channel.handle(topic, payload));
     return this.agent;
   }
 

@@ -11,7 +11,7 @@ import { OtaError, isOtaError } from "../../modules/errors.ts";
 import { Utf8Error, utf8Decode, utf8Encode, utf8Length } from "../../modules/codec/utf8.ts";
 import { decodeCbor, encodeCbor, type CborMap } from "../../modules/codec/cbor.ts";
 import { parsePem } from "../../modules/codec/pem.ts";
-import { isValidJobId, statusDetailsProblem } from "../../modules/jobs/aws-jobs.ts";
+import { isValidJobId, statusDetailsProblem } from "../../modules/aws/jobs.ts";
 import { parseHttpUrl } from "../../modules/transfer/url.ts";
 import { nobleVerifier } from "../../modules/verify/noble-signature.ts";
 

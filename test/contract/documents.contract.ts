@@ -4,8 +4,8 @@
  */
 import { suite } from "./harness.ts";
 import { AssertionError, deepEqual, equal, ok } from "./assert.ts";
-import { parseAwsJobMessage, type AwsJobOptions } from "../../modules/jobs/documents.ts";
-import { parseEnosUpgrade } from "../../modules/jobs/enos-documents.ts";
+import { parseAwsJobMessage, type AwsJobOptions } from "../../modules/aws/documents.ts";
+import { parseEnosUpgrade } from "../../modules/enos/documents.ts";
 import type { ParseResult, UpdatePlan } from "../../modules/jobs/plan.ts";
 import { utf8Encode } from "../../modules/codec/utf8.ts";
 

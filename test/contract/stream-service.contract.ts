@@ -9,7 +9,7 @@ import { bytesEqual, ok, rejectsCode } from "./assert.ts";
 import { sha256 as nobleSha256 } from "@noble/hashes/sha2.js";
 import { NorFlash } from "../../hosts/sim/nor-flash.ts";
 import { BlockWriter } from "../../modules/storage/block-writer.ts";
-import { StreamDownload, type StreamOptions, type StreamResult } from "../../modules/transfer/mqtt-stream.ts";
+import { StreamDownload, type StreamOptions, type StreamResult } from "../../modules/aws/stream.ts";
 import { nobleDigests } from "../../modules/verify/noble-digest.ts";
 import { suiteEnv } from "./env.ts";
 import { pattern } from "./pattern.ts";

@@ -13,7 +13,8 @@ import { MemoryKeyStore } from "../../hosts/sim/key-store.ts";
 import { nobleVerifier } from "../../modules/verify/noble-signature.ts";
 import { parseImagePrefix } from "../../modules/storage/esp-image.ts";
 import type { System, LogLevel } from "../../modules/ports/system.ts";
-import { startAwsAgent, startEnosAgent, type Agent } from "../../modules/agent/index.ts";
+import { startAgent, type Agent } from "../../modules/agent/index.ts";
+import { cloudPreset } from "../../hosts/sim/clouds.ts";
 import type { AgentConfig } from "../../modules/agent/config.ts";
 import { MiniDevice } from "../contract/boot-fixture.ts";
 
@@ -65,9 +66,9 @@ export class SimDevice {
       system,
     };
     const app = { selfTest: () => (this.o.selfTest ? this.o.selfTest(this.version) : true) };
-    const config = { thing: this.o.thing, blockSize: 1024, progressInterval: 8192, recordInterval: 4096, selfTestTimeout: 2000, timeout: 2000, requestTimeout: 1000, ...this.o.config };
+    const config = { blockSize: 1024, progressInterval: 8192, recordInterval: 4096, selfTestTimeout: 2000, timeout: 2000, requestTimeout: 1000, ...this.o.config };
     const cloud = this.o.cloud ?? { kind: "aws" };
-    this.agent = cloud.kind === "aws" ? startAwsAgent({ ports, app, config }) : startEnosAgent({ ports, app, config, productKey: cloud.productKey, deviceKey: cloud.deviceKey, fileBase: cloud.fileBase });
+    this.agent = startAgent({ ports, app, config, cloud: cloudPreset(cloud.kind === "aws" ? { kind: "aws", thing: this.o.thing } : cloud) });
   }
 
   /** Power gone: the agent stops where it is, the connection drops; flash and state stay. */

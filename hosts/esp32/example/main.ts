@@ -8,6 +8,7 @@ import config from "mc/config";
 import Resource from "Resource";
 import { esp32Board, startEsp32Agent } from "xs-ota/esp32/host";
 import type { AgentPorts } from "xs-ota/agent/index";
+import { awsCloud } from "xs-ota/aws/preset";
 import { networkProviders } from "./network.ts";
 
 function setting(name: string): string {
@@ -44,4 +45,4 @@ const options = {
 
 const { ports } = esp32Board(options);
 ports.system.log("info", `firmware ${ports.system.version()} running from ${ports.partitions.running()} (${ports.boot.info().state})`);
-startEsp32Agent({ ...options, app: { selfTest: () => selfTest(ports) } });
+startEsp32Agent({ ...options, cloud: awsCloud({ thing: options.thing }), app: { selfTest: () => selfTest(ports) } });

@@ -11,7 +11,8 @@ import { SimPartitions } from "../partitions.ts";
 import { MemoryKeyStore } from "../key-store.ts";
 import { OtadataBootControl } from "../../../modules/storage/otadata-boot.ts";
 import { nobleVerifier } from "../../../modules/verify/noble-signature.ts";
-import { startAwsAgent, startEnosAgent, type Agent, type AgentApp, type AgentConfig, type AgentPorts } from "../../../modules/agent/index.ts";
+import { startAgent, type Agent, type AgentApp, type AgentConfig, type AgentPorts } from "../../../modules/agent/index.ts";
+import { cloudPreset } from "../clouds.ts";
 import { call, pump } from "./bridge.ts";
 import { BridgedFlash } from "./flash.ts";
 import { BridgedHttp } from "./http.ts";
@@ -72,8 +73,7 @@ export function simBoard(): SimBoard {
 /** Starts the update agent for the cloud this device was provisioned for. */
 export function startSimAgent(app: AgentApp, config: Partial<AgentConfig> = {}): Agent {
   const { ports, identity } = simBoard();
-  const merged = { ...identity.config, ...config, thing: identity.thing };
-  const o = { ports, app, config: merged, connected: identity.connected };
   const cloud = identity.cloud;
-  return cloud.kind === "enos" ? startEnosAgent({ ...o, productKey: cloud.productKey, deviceKey: cloud.deviceKey, fileBase: cloud.fileBase }) : startAwsAgent(o);
+  const preset = cloudPreset(cloud.kind === "aws" ? { kind: "aws", thing: identity.thing } : cloud);
+  return startAgent({ ports, app, config: { ...identity.config, ...config }, connected: identity.connected, cloud: preset });
 }

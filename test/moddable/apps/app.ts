@@ -10,6 +10,7 @@ import MQTTClient from "embedded:network/mqtt/client";
 import TCP from "embedded:io/socket/tcp";
 import TLSSocket from "embedded:io/socket/tcp/tls";
 import { esp32Board, startEsp32Agent, type Esp32BoardOptions } from "../../../hosts/esp32/host.ts";
+import { awsCloud } from "../../../modules/aws/preset.ts";
 import type { AgentPorts } from "../../../modules/agent/index.ts";
 
 type Provisioning = Pick<Esp32BoardOptions, "thing" | "keys" | "mqtt"> & { ca?: string };
@@ -37,6 +38,7 @@ export function runTestApp(selfTest: (ports: AgentPorts) => boolean): void {
   ports.system.log("info", `app ${ports.system.version()} running on ${ports.partitions.running()}`);
   startEsp32Agent({
     ...options,
+    cloud: awsCloud({ thing: options.thing }),
     config: { progressInterval: 16 * 1024, selfTestTimeout: 5000, timeout: 5000 },
     app: {
       selfTest: () => {

@@ -29,8 +29,8 @@ import {
   refuse,
   show,
   text,
-} from "./documents.ts";
-import type { ParseResult, UpdatePlan } from "./plan.ts";
+} from "../jobs/checks.ts";
+import type { ParseResult, UpdatePlan } from "../jobs/plan.ts";
 
 export interface EnosUpgradeOptions {
   /** Absolute http(s) URL that relative fileUrls are resolved against. */

@@ -1,7 +1,7 @@
 /**
  * EnOS device OTA over MQTT, the device side: topics, request builders, an envelope parser that
  * never throws, and `EnosOtaClient`. The upgrade push's `params` are not read here: the raw
- * payload goes to whoever registered with `onUpgrade` (modules/jobs/enos-documents.ts'
+ * payload goes to whoever registered with `onUpgrade` (documents.ts'
  * parseEnosUpgrade checks them).
  *
  * ## Protocol facts (and where they come from)
@@ -50,8 +50,8 @@
 import { OtaError } from "../errors.ts";
 import type { Clock, TimerId } from "../ports/clock.ts";
 import type { Mqtt, QoS } from "../ports/mqtt.ts";
-import { requestSettings } from "./client-options.ts";
-import { readJsonObject } from "./json-object.ts";
+import { requestSettings } from "../jobs/client-options.ts";
+import { readJsonObject } from "../jobs/json-object.ts";
 
 export type EnosId = string | number;
 

@@ -7,10 +7,13 @@
 import type { Clock } from "../ports/clock.ts";
 import type { Mqtt } from "../ports/mqtt.ts";
 import type { ParseResult, UpdatePlan } from "../jobs/plan.ts";
-import { AwsJobsClient, JOBS_LIMITS, acceptedDetails, selfTestDetails, type DeviceJobStatus, type StatusDetails } from "../jobs/aws-jobs.ts";
-import { parseAwsJobMessage } from "../jobs/documents.ts";
+import { AwsJobsClient, JOBS_LIMITS, acceptedDetails, selfTestDetails, type DeviceJobStatus, type StatusDetails } from "./jobs.ts";
+import { parseAwsJobMessage } from "./documents.ts";
 import { parseVersion, toAppVersion32 } from "../verify/version.ts";
-import type { JobChannel, JobFailure } from "./channel.ts";
+import { OtaError } from "../errors.ts";
+import type { BlockTransfer, BlockTransferOptions } from "../transfer/blocks.ts";
+import { StreamDownload } from "./stream.ts";
+import type { JobChannel, JobFailure } from "../agent/channel.ts";
 
 export interface AwsChannelOptions {
   mqtt: Mqtt;
@@ -35,6 +38,8 @@ function appVersion32(version: string): string {
 export class AwsJobChannel implements JobChannel {
   readonly client: AwsJobsClient;
   readonly #o: AwsChannelOptions;
+  /** The stream download running, if any: its messages come through `handle`. */
+  #stream: StreamDownload | undefined;
 
   constructor(o: AwsChannelOptions) {
     this.#o = o;
@@ -60,7 +65,26 @@ export class AwsJobChannel implements JobChannel {
   }
 
   handle(topic: string, payload: Uint8Array): boolean {
-    return this.client.handle(topic, payload);
+    return this.client.handle(topic, payload) || (this.#stream?.handle(topic, payload) ?? false);
+  }
+
+  /** The plan's file over the thing's MQTT stream (`$aws/things/T/streams/S/...`). */
+  blockTransfer(plan: UpdatePlan, options: BlockTransferOptions): BlockTransfer {
+    if (plan.stream === undefined || plan.fileId === undefined) throw new OtaError("bad-argument", `job ${plan.jobId}: an MQTT plan without a stream and file id`);
+    const o = this.#o;
+    const stream = new StreamDownload({ ...options, mqtt: o.mqtt, clock: o.clock, thing: o.thing, stream: plan.stream, fileId: plan.fileId });
+    this.#stream?.cancel();
+    this.#stream = stream;
+    const forget = () => {
+      if (this.#stream === stream) this.#stream = undefined;
+    };
+    return {
+      start: () => stream.start().finally(forget),
+      cancel: () => {
+        stream.cancel();
+        forget();
+      },
+    };
   }
 
   async progress(plan: UpdatePlan, received: number, total: number): Promise<void> {

@@ -7,10 +7,10 @@
 import type { Clock } from "../ports/clock.ts";
 import type { Mqtt } from "../ports/mqtt.ts";
 import type { ParseResult, UpdatePlan } from "../jobs/plan.ts";
-import { EnosOtaClient, ENOS_STEP, ENOS_SUCCESS } from "../jobs/enos.ts";
-import { parseEnosUpgrade } from "../jobs/enos-documents.ts";
+import { EnosOtaClient, ENOS_STEP, ENOS_SUCCESS } from "./client.ts";
+import { parseEnosUpgrade } from "./documents.ts";
 import { compareVersions, parseVersion, type Version } from "../verify/version.ts";
-import type { FailureStage, JobChannel, JobFailure } from "./channel.ts";
+import type { FailureStage, JobChannel, JobFailure } from "../agent/channel.ts";
 
 export interface EnosChannelOptions {
   mqtt: Mqtt;

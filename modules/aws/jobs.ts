@@ -72,8 +72,8 @@ import { utf8Length } from "../codec/utf8.ts";
 import { hasOtherCharacter } from "../codec/unicode.ts";
 import type { Clock, TimerId } from "../ports/clock.ts";
 import type { Mqtt, QoS } from "../ports/mqtt.ts";
-import { requestSettings } from "./client-options.ts";
-import { readJsonObject } from "./json-object.ts";
+import { requestSettings } from "../jobs/client-options.ts";
+import { readJsonObject } from "../jobs/json-object.ts";
 
 export type JobStatus = "QUEUED" | "IN_PROGRESS" | "SUCCEEDED" | "FAILED" | "REJECTED" | "TIMED_OUT" | "REMOVED" | "CANCELED";
 
@@ -582,7 +582,7 @@ export interface JobNotice {
   source: "next" | "notify-next";
   /** The next pending execution; undefined: there is none (or `problem` says why it is unreadable). */
   execution: JobExecution | undefined;
-  /** The message as received, for parseAwsJobMessage (modules/jobs/documents.ts). */
+  /** The message as received, for parseAwsJobMessage (documents.ts). */
   payload: Uint8Array;
   clientToken?: string;
   /**

@@ -21,52 +21,23 @@ import type { Digest } from "../ports/digest.ts";
 import type { Mqtt, QoS } from "../ports/mqtt.ts";
 import { OtaError, isOtaError } from "../errors.ts";
 import { decodeCbor, encodeCbor, type CborMap } from "../codec/cbor.ts";
-import type { BlockWriter } from "../storage/block-writer.ts";
+import { blockCount, fullBitmap, type BlockTransfer, type BlockTransferOptions } from "../transfer/blocks.ts";
 
 export const MIN_BLOCK = 256;
 export const MAX_BLOCK = 128 * 1024;
 /** The service sends at most this much per GetStream request. */
 export const MAX_REQUEST_BYTES = 128 * 1024;
 
-export interface StreamState {
-  /** Bit i % 8 of byte i / 8 set: block i is still needed. */
-  bitmap: Uint8Array;
-  /** BlockWriter's erase mark. */
-  erasedTo: number;
-}
-
-export interface StreamOptions {
+/** What a stream takes beyond the generic block-transfer options: where the file is. */
+export interface StreamOptions extends BlockTransferOptions {
   mqtt: Mqtt;
   clock: Clock;
   thing: string;
   stream: string;
   fileId: number;
-  size: number;
-  writer: BlockWriter;
-  /** Fed with the file's bytes in order (SHA-256 for the signature, say). */
-  digests: Digest[];
-  blockSize?: number;
-  /** Blocks asked for per request (capped at 128 KB worth). */
-  blocksPerRequest?: number;
-  /** Requests in flight at once. */
-  window?: number;
-  /** Milliseconds a request may stay silent before it is asked again. */
-  requestTimeout?: number;
-  /** Requests asked again in a row without a new block before giving up. */
-  maxRetries?: number;
-  /** State from before a reboot (same file and block size). */
-  resume?: StreamState;
-  /** Called with each new block before it is written; throwing ends the transfer with that error. */
-  beforeWrite?(index: number, bytes: Uint8Array): void;
-  /**
-   * Called after each block is in flash, with what a resume would need. The bitmap is the live
-   * one, valid during the call: copy it to keep it (StateStore.set does).
-   */
-  persist?(state: StreamState): void;
   /** Client token sent with requests (AWS echoes it in refusals); unique per download by default. */
   clientToken?: string;
   qos?: QoS;
-  cancelled?(): boolean;
 }
 
 export interface StreamResult {
@@ -84,18 +55,7 @@ interface InFlight {
   timer: TimerId;
 }
 
-export function blockCount(size: number, blockSize: number): number {
-  return Math.ceil(size / blockSize);
-}
-
-/** A bitmap with every block of the file marked needed. */
-export function fullBitmap(blocks: number): Uint8Array {
-  const b = new Uint8Array(Math.ceil(blocks / 8)).fill(0xff);
-  if (blocks % 8) b[b.length - 1] = (1 << blocks % 8) - 1;
-  return b;
-}
-
-export class StreamDownload {
+export class StreamDownload implements BlockTransfer {
   readonly #o: StreamOptions;
   readonly #blockSize: number;
   readonly #blocks: number;
