@@ -5,7 +5,11 @@
  * control API that `xs-ota job create|list|describe` talks to. Runs until SIGINT/SIGTERM.
  * By default the broker is embedded (aedes on 127.0.0.1:--mqtt-port); `--broker URL` uses an
  * external one instead (e.g. Mosquitto: --broker mqtt://127.0.0.1:1883), so there is no MQTT
- * port of its own and --mqtt-port is refused with it.
+ * port of its own and --mqtt-port is refused with it. Only the embedded broker answers as AWS IoT
+ * Core does on reserved topics (a Jobs or stream answer reaches the client that asked, subscribed
+ * or not); on an external broker a device gets answers only on topics it subscribed to, which
+ * AWS's own C OTA agent does not do. `--https-port 443` gives presigned URLs without a port, as
+ * S3's are (binding 443 needs root or CAP_NET_BIND_SERVICE).
  */
 import type { Io } from "./main.ts";
 import { waitForSignal } from "./signals.ts";
@@ -65,7 +69,7 @@ export async function cloudCommand(args: string[], io: Io, hooks: CloudCommandHo
     io.err(`error: cannot start the cloud: ${e instanceof Error ? e.message : String(e)}`);
     return 1;
   }
-  io.out(`mqtt     ${cloud.urls.mqtt}${brokerUrl !== undefined ? "  (external broker)" : ""}`);
+  io.out(`mqtt     ${cloud.urls.mqtt}${brokerUrl !== undefined ? "  (external broker: devices must subscribe to the answer topics)" : ""}`);
   io.out(`https    ${cloud.urls.https}  (CA: ${cloud.caPath})`);
   io.out(`http     ${cloud.urls.http}  (EnOS files)`);
   io.out(`control  ${cloud.urls.control}`);

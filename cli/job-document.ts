@@ -1,25 +1,26 @@
 /**
  * xs-ota job document --file FW.bin (--s3-url URL | --url URL | --stream ID) [--key KEY.pem]
- *                     [--format aws|nrf|zerynth] [--certfile LABEL] [-o job.json]
+ *                     [--format aws|nrf|zerynth] [--certfile LABEL] [--filepath PATH] [-o job.json]
  *
  * Prints the job document a device reads for FW.bin, for AWS IoT's CreateJob (`aws iot
  * create-job --document file://job.json`). `--s3-url` is the firmware's S3 object URL: the
  * document carries AWS's presigned-URL placeholder for it (CreateJob then needs
  * `--presigned-url-config`); `--url` is any other HTTPS URL, used as it is; `--stream` is an AWS
  * IoT stream id (CreateStream) for MQTT downloads. With `--key` the document carries the
- * signature (sig-sha256-ecdsa) under `certfile` (default signer.crt, the device's key label).
+ * signature (sig-sha256-ecdsa) under `certfile` (default signer.crt, the device's key label);
+ * `--filepath` sets the file's `filepath` (default /fw).
  */
 import { readFileSync, writeFileSync } from "node:fs";
 import type { Io } from "./main.ts";
-import { jobDocument, presignedPlaceholder, type DocumentFormat } from "../cloud/job-documents.ts";
+import { documentFieldProblem, jobDocument, presignedPlaceholder, type DocumentFormat } from "../cloud/job-documents.ts";
 import { signFirmware, SIGNER_LABEL } from "../cloud/server.ts";
 import { parseImagePrefix } from "../modules/storage/esp-image.ts";
 
-const USAGE = "usage: xs-ota job document --file FW.bin (--s3-url URL | --url URL | --stream ID) [--key KEY.pem] [--format aws|nrf|zerynth] [--certfile LABEL] [-o job.json]";
+const USAGE = "usage: xs-ota job document --file FW.bin (--s3-url URL | --url URL | --stream ID) [--key KEY.pem] [--format aws|nrf|zerynth] [--certfile LABEL] [--filepath PATH] [-o job.json]";
 
 export function jobDocumentCommand(args: string[], io: Io): number {
   const o: Record<string, string> = {};
-  const names: Record<string, string> = { "--file": "file", "--s3-url": "s3", "--url": "url", "--stream": "stream", "--key": "key", "--format": "format", "--certfile": "certfile", "-o": "out", "--out": "out" };
+  const names: Record<string, string> = { "--file": "file", "--s3-url": "s3", "--url": "url", "--stream": "stream", "--key": "key", "--format": "format", "--certfile": "certfile", "--filepath": "filepath", "-o": "out", "--out": "out" };
   for (let i = 0; i < args.length; i++) {
     const a = args[i] ?? "";
     const name = names[a];
@@ -47,8 +48,15 @@ export function jobDocumentCommand(args: string[], io: Io): number {
     io.err(`error: ${e instanceof Error ? e.message : String(e)}`);
     return 1;
   }
+  for (const field of ["certfile", "filepath"] as const) {
+    const value = o[field];
+    if (value === undefined) continue;
+    if (format !== "aws") return usage(io, `--${field} is for AWS OTA documents; format ${format} has no ${field}`);
+    const problem = documentFieldProblem(field, value);
+    if (problem !== undefined) return usage(io, `--${field}: ${problem}`);
+  }
   const url = o["s3"] !== undefined ? presignedPlaceholder(o["s3"]) : o["url"];
-  const document = jobDocument({ format, protocol, bytes, version, url, stream: o["stream"], signature, certfile: o["certfile"] ?? SIGNER_LABEL });
+  const document = jobDocument({ format, protocol, bytes, version, url, stream: o["stream"], signature, certfile: o["certfile"] ?? SIGNER_LABEL, filepath: o["filepath"] });
   const text = JSON.stringify(document, null, 2);
   if (o["out"] === undefined) {
     for (const line of text.split("\n")) io.out(line);

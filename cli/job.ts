@@ -6,7 +6,10 @@
  * does (modules/jobs): the plan as JSON (exit 0), "no job" (exit 0), or the refusal (exit 1).
  *
  * xs-ota job create --thing T [--thing T2] --file FW.bin [--key KEY.pem] [--protocol http|mqtt]
- *                   [--format aws|nrf|zerynth|enos] [--job-id ID] [--product PK] [--control URL]
+ *                   [--format aws|nrf|zerynth|enos] [--job-id ID] [--product PK]
+ *                   [--certfile LABEL] [--filepath PATH] [--control URL]
+ * (--certfile: the label of the key the device verifies with, default signer.crt; --filepath:
+ * the document's filepath, default /fw; both AWS OTA documents only, as CreateOTAUpdate sets them)
  * xs-ota job list [--control URL]
  * xs-ota job describe ID [--control URL]
  *
@@ -138,7 +141,8 @@ function parse(args: string[], io: Io): number {
 }
 
 const CONTROL_USAGE = [
-  "usage: xs-ota job create --thing T [--thing T2] --file FW.bin [--key KEY.pem] [--protocol http|mqtt] [--format aws|nrf|zerynth|enos] [--job-id ID] [--product PK] [--control URL]",
+  "usage: xs-ota job create --thing T [--thing T2] --file FW.bin [--key KEY.pem] [--protocol http|mqtt] [--format aws|nrf|zerynth|enos] [--job-id ID] [--product PK] [--certfile LABEL] [--filepath PATH] [--control URL]",
+  "  --certfile LABEL  the key label the device verifies the signature with (default signer.crt); --filepath PATH (default /fw)",
   "       xs-ota job list [--control URL]",
   "       xs-ota job describe ID [--control URL]",
 ];
@@ -194,7 +198,7 @@ async function controlCommand(sub: "create" | "list" | "describe", args: string[
   const things: string[] = [];
   const request: JsonObject = {};
   const positional: string[] = [];
-  const names: Record<string, string> = { "--file": "file", "--key": "key", "--protocol": "protocol", "--format": "format", "--job-id": "jobId", "--product": "productKey" };
+  const names: Record<string, string> = { "--file": "file", "--key": "key", "--protocol": "protocol", "--format": "format", "--job-id": "jobId", "--product": "productKey", "--certfile": "certfile", "--filepath": "filepath" };
   for (let i = 0; i < args.length; i++) {
     const a = args[i] ?? "";
     if (!a.startsWith("--")) {

@@ -6,12 +6,16 @@
  */
 import { createServer, type AddressInfo, type Socket } from "node:net";
 import { Aedes } from "aedes";
+import type { StreamBroker } from "./aws-streams.ts";
+import { reservedTopicBroker } from "./reserved-topics.ts";
 
 export interface EmbeddedBroker {
   /** mqtt://127.0.0.1:<port> */
   url: string;
   port: number;
   aedes: Aedes;
+  /** What the cloud's services use: `aedes`, with AWS's reserved-topic answers (cloud/reserved-topics.ts). */
+  broker: StreamBroker;
   /** Cuts every client connection from the broker side (no DISCONNECT); sessions stay. */
   dropConnections(): void;
   /** Closes every connection, the broker and the listening socket. */
@@ -21,6 +25,7 @@ export interface EmbeddedBroker {
 /** Starts a broker on 127.0.0.1, on `port` if given (0 or absent: any free port). */
 export async function startEmbeddedBroker(options: { port?: number } = {}): Promise<EmbeddedBroker> {
   const aedes = await Aedes.createBroker();
+  const broker = reservedTopicBroker(aedes);
   const sockets = new Set<Socket>();
   const server = createServer((socket) => {
     sockets.add(socket);
@@ -45,6 +50,7 @@ export async function startEmbeddedBroker(options: { port?: number } = {}): Prom
     url: `mqtt://127.0.0.1:${port}`,
     port,
     aedes,
+    broker,
     dropConnections() {
       for (const socket of sockets) socket.destroy();
     },

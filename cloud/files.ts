@@ -2,7 +2,9 @@
  * A presigned-URL file server for the desktop cloud (Node only): a small stand-in for S3 GET with
  * presigned URLs, which is what an AWS OTA job's `update_data_url` points at.
  *
- * - `presign(name, { expiresIn })` gives `<origin>/<name>?expires=<unix seconds>&signature=<hex>`,
+ * - `presign(name, { expiresIn })` gives `<origin>/<name>?expires=<unix seconds>&signature=<hex>`
+ *   (the origin has no port when the server listens on 443 for HTTPS, 80 for HTTP: S3's presigned
+ *   URLs never carry one, and some device URL parsers, AWS's demos among them, assume 443),
  *   the signature being HMAC-SHA256, keyed with this service's secret (random per service unless
  *   given), over "GET\n/<name>\n<expires>". A URL is valid until `expires` (inclusive); it serves
  *   GET and HEAD alike (S3 signs HEAD separately; here one URL does both).
@@ -120,10 +122,15 @@ export class FileService {
     await closed;
   }
 
+  /** e.g. https://127.0.0.1:8443; on the scheme's own port (443, 80) without it, as S3's URLs are. */
   get origin(): string {
     if (!this.#server) throw new Error("FileService not started");
-    const host = this.#host.includes(":") ? `[${this.#host}]` : this.#host;
-    return `${this.#https ? "https" : "http"}://${host}:${this.#port}`;
+    return this.#originFor(this.#host.includes(":") ? `[${this.#host}]` : this.#host);
+  }
+
+  #originFor(host: string): string {
+    const scheme = this.#https ? "https" : "http";
+    return this.#port === (this.#https ? 443 : 80) ? `${scheme}://${host}` : `${scheme}://${host}:${this.#port}`;
   }
 
   get port(): number {
@@ -162,7 +169,7 @@ export class FileService {
     const expires = this.#now() + Math.trunc(options.expiresIn);
     const path = `/${name.split("/").map(encodeURIComponent).join("/")}`;
     const signature = this.#sign(path, String(expires));
-    const origin = options.host === undefined ? this.origin : `${this.#https ? "https" : "http"}://${options.host}:${this.#port}`;
+    const origin = options.host === undefined ? this.origin : this.#originFor(options.host);
     return `${origin}${path}?expires=${expires}&signature=${signature}`;
   }
 

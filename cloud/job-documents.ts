@@ -4,6 +4,13 @@
  * them; `xs-ota job document` prints them for AWS's CreateJob. For AWS, `url` is the
  * `${aws:iot:s3-presigned-url:...}` placeholder that AWS IoT replaces with a presigned URL each
  * time it sends the document.
+ *
+ * `certfile` and `filepath` are the job creator's, as in AWS's CreateOTAUpdate (the signing
+ * profile's certificatePathOnDevice or the custom signature's certificateName becomes `certfile`,
+ * the file's fileName becomes `filepath`). A device looks the verification key up under
+ * `certfile`; this agent ignores `filepath` (it writes the other app slot). Both must be what the
+ * device's parser takes (modules/aws/documents.ts): 1..256 and 1..1024 characters, no control
+ * characters.
  */
 import { createHash } from "node:crypto";
 
@@ -25,6 +32,26 @@ export interface DocumentInput {
   signature?: string;
   /** The code-signing key's label on the device (AWS certfile). */
   certfile: string;
+  /** Where the device is to put the file (AWS filepath); default DEFAULT_FILEPATH. */
+  filepath?: string;
+}
+
+export const DEFAULT_FILEPATH = "/fw";
+const MAX_CERTFILE = 256;
+const MAX_FILEPATH = 1024;
+
+/** Why `value` cannot be the document's `field` ("certfile" or "filepath"), or undefined when it can. */
+export function documentFieldProblem(field: "certfile" | "filepath", value: unknown): string | undefined {
+  if (typeof value !== "string") return `${field} must be a string`;
+  const max = field === "certfile" ? MAX_CERTFILE : MAX_FILEPATH;
+  const length = [...value].length;
+  if (length === 0) return `${field} is empty`;
+  if (length > max) return `${field} is ${length} characters; a device takes at most ${max}`;
+  for (const c of value) {
+    const code = c.codePointAt(0) ?? 0;
+    if (code < 0x20 || code === 0x7f) return `${field} has control characters`;
+  }
+  return undefined;
 }
 
 /** `${aws:iot:s3-presigned-url:<url>}`: what AWS IoT replaces with a presigned URL of the object. */
@@ -39,7 +66,12 @@ export function jobDocument(i: DocumentInput): Record<string, unknown> {
   const url = i.url ?? "";
   if (i.format === "nrf") return { operation: "app_fw_update", fwversion: i.version, size: i.bytes.length, location: { url } };
   if (i.format === "zerynth") return { bc_idx: 0, bc_crc: createHash("md5").update(i.bytes).digest("hex"), bc_size: i.bytes.length, bc_url: url };
-  const file: Record<string, unknown> = { filepath: "/fw", fileid: 0, certfile: i.certfile, filesize: i.bytes.length };
+  const filepath = i.filepath ?? DEFAULT_FILEPATH;
+  for (const [field, value] of [["certfile", i.certfile], ["filepath", filepath]] as const) {
+    const problem = documentFieldProblem(field, value);
+    if (problem !== undefined) throw new Error(problem);
+  }
+  const file: Record<string, unknown> = { filepath, fileid: 0, certfile: i.certfile, filesize: i.bytes.length };
   if (i.protocol === "http") {
     file["auth_scheme"] = "aws.s3.presigned";
     file["update_data_url"] = url;

@@ -7,14 +7,15 @@
  *
  *   POST /jobs       {thing | things, file (a path on this machine), key? (PEM path to sign with),
  *                     protocol?: http|mqtt (default http), format?: aws|nrf|zerynth|enos (default aws),
- *                     jobId?, productKey? (enos; default "xsota")}  -> 201 {jobId, document}
+ *                     jobId?, productKey? (enos; default "xsota"), certfile? (aws; default
+ *                     SIGNER_LABEL), filepath? (aws; default "/fw")}  -> 201 {jobId, document}
  *   GET  /jobs       -> 200 {jobs: JobRecord[]}
  *   GET  /jobs/<id>  -> 200 JobDescription (job + executions), or {enos} for an EnOS offer; 404
  *   errors           -> 4xx/5xx {error: "reason"}
  *
  * Documents (the signature, when a key is given, is ECDSA P-256 over SHA-256, DER, base64, under
- * certfile label SIGNER_LABEL):
- *   aws http:  afr_ota {protocols:["HTTP"], files:[{fileid 0, filesize, certfile, auth_scheme,
+ * the request's certfile label, default SIGNER_LABEL; the device verifies with its key of that label):
+ *   aws http:  afr_ota {protocols:["HTTP"], files:[{filepath, fileid 0, filesize, certfile, auth_scheme,
  *              update_data_url: "${aws:iot:s3-presigned-url:fw/<jobId>.bin}", sig-sha256-ecdsa}]}
  *              (a fresh presigned URL each time the document is sent)
  *   aws mqtt:  afr_ota {protocols:["MQTT"], streamname: "<jobId>", files:[{fileid 0, ...}]}, one
@@ -29,12 +30,17 @@
  * dataDir/files/<jobId>.bin + <jobId>.json, re-offered on start; the CA in dataDir/tls.
  *
  * Broker: by default an embedded aedes listens on 127.0.0.1:`mqttPort` and `urls.mqtt` is its URL.
+ * It answers as AWS IoT Core does on reserved topics (cloud/reserved-topics.ts): a Jobs or stream
+ * request's answer goes to the client that asked, subscribed or not, and to no one else.
  * With `brokerUrl` (mqtt://host:port, mqtts://, ws://) there is no MQTT listener: every service
  * uses one client connection to that broker (cloud/broker-client.ts), devices connect to the same
  * broker, and `urls.mqtt` is `brokerUrl`. Start-up fails with the reason when the broker cannot be
  * reached (bounded wait) or refuses a subscription; later drops are reconnected. The services
  * subscribe to `$aws/things/+/...` and `/sys/+/+/ota/...` for every thing, so one cloud per broker
  * (or per broker namespace) is assumed, and the broker's ACL must let this client use those topics.
+ * There the answers are ordinary messages: a device gets them only if it subscribed to the
+ * `/accepted`, `/rejected` and `data` topics (this repository's agent does; AWS's C OTA agent,
+ * which expects AWS's reserved-topic delivery, does not) and every subscriber sees them.
  */
 import { createPrivateKey, createSign } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
@@ -49,7 +55,7 @@ import { AwsStreamService } from "./aws-streams.ts";
 import { FileService } from "./files.ts";
 import { EnosService, type EnosFileEndpoint } from "./enos.ts";
 import { makeLocalCa } from "./tls.ts";
-import { jobDocument, presignedPlaceholder } from "./job-documents.ts";
+import { documentFieldProblem, jobDocument, presignedPlaceholder } from "./job-documents.ts";
 import { parseImagePrefix } from "../modules/storage/esp-image.ts";
 
 export const DEFAULT_MQTT_PORT = 1883;
@@ -65,7 +71,7 @@ export interface CloudOptions {
   dataDir: string;
   /** The embedded broker's port: default 1883; 0: any free port. Not with `brokerUrl`. */
   mqttPort?: number;
-  /** HTTPS file server; default 8443; 0: any. */
+  /** HTTPS file server; default 8443; 0: any; 443: presigned URLs without a port, as S3's. */
   httpsPort?: number;
   /** EnOS plain-HTTP file endpoint; default any free port. */
   httpPort?: number;
@@ -96,6 +102,10 @@ export interface CreateJobRequest {
   format?: JobFormat;
   jobId?: string;
   productKey?: string;
+  /** AWS only: the key label the device verifies with (default SIGNER_LABEL). */
+  certfile?: string;
+  /** AWS only: the document's filepath (default "/fw"). */
+  filepath?: string;
 }
 
 /** What is kept per job in dataDir/files/<jobId>.json. */
@@ -182,7 +192,7 @@ export async function startCloud(options: CloudOptions): Promise<Cloud> {
     } else {
       const embedded = await startEmbeddedBroker({ port: options.mqttPort ?? DEFAULT_MQTT_PORT });
       cleanups.push(() => embedded.close());
-      broker = embedded.aedes;
+      broker = embedded.broker;
       mqttUrl = embedded.url;
     }
 
@@ -236,6 +246,12 @@ export async function startCloud(options: CloudOptions): Promise<Cloud> {
       const protocol = req.protocol ?? "http";
       if (protocol !== "http" && protocol !== "mqtt") throw new HttpError(400, `protocol must be http or mqtt, got ${String(protocol)}`);
       if (protocol === "mqtt" && format !== "aws") throw new HttpError(400, `format ${format} has no MQTT download; use --protocol http`);
+      for (const field of ["certfile", "filepath"] as const) {
+        if (req[field] === undefined) continue;
+        if (format !== "aws") throw new HttpError(400, `${field} is a field of AWS OTA (afr_ota) documents; format ${format} has none`);
+        const problem = documentFieldProblem(field, req[field]);
+        if (problem !== undefined) throw new HttpError(400, problem);
+      }
       if (typeof req.file !== "string") throw new HttpError(400, "file (a path) is required");
       let bytes: Uint8Array;
       try {
@@ -265,7 +281,7 @@ export async function startCloud(options: CloudOptions): Promise<Cloud> {
       let document: Record<string, unknown> = {};
       if (format !== "enos") {
         const url = protocol === "http" ? presignedPlaceholder(`fw/${jobId}.bin`) : undefined;
-        document = jobDocument({ format, protocol, bytes, version, url, stream: jobId, signature, certfile: SIGNER_LABEL });
+        document = jobDocument({ format, protocol, bytes, version, url, stream: jobId, signature, certfile: req.certfile ?? SIGNER_LABEL, filepath: req.filepath });
       }
       const record: OfferRecord = { jobId, format, protocol, targets: [...targets], version, document };
       if (format === "enos") record.productKey = req.productKey ?? "xsota";

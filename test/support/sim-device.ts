@@ -13,6 +13,7 @@ import { MemoryKeyStore } from "../../hosts/sim/key-store.ts";
 import { nobleVerifier } from "../../modules/verify/noble-signature.ts";
 import { parseImagePrefix } from "../../modules/storage/esp-image.ts";
 import type { System, LogLevel } from "../../modules/ports/system.ts";
+import type { Mqtt } from "../../modules/ports/mqtt.ts";
 import { startAgent, type Agent } from "../../modules/agent/index.ts";
 import { cloudPreset } from "../../hosts/sim/clouds.ts";
 import type { AgentConfig } from "../../modules/agent/config.ts";
@@ -26,6 +27,8 @@ export interface SimDeviceOptions {
   selfTest?: (version: string) => boolean | Promise<boolean>;
   config?: Partial<AgentConfig>;
   cloud?: { kind: "aws" } | { kind: "enos"; productKey: string; deviceKey: string; fileBase?: string };
+  /** What the agent gets instead of the MQTT session itself (e.g. one that skips some subscriptions). */
+  wrapMqtt?: (mqtt: NodeMqtt) => Mqtt;
 }
 
 export class SimDevice {
@@ -59,7 +62,7 @@ export class SimDevice {
       store: this.store,
       clock: new NodeClock(),
       http: new NodeHttp(),
-      mqtt: this.mqtt,
+      mqtt: this.o.wrapMqtt ? this.o.wrapMqtt(this.mqtt) : this.mqtt,
       digests: nodeDigests,
       verifier: nobleVerifier,
       keys: new MemoryKeyStore(this.o.thing, this.o.keys),
