@@ -5,9 +5,36 @@
  * (clean: false) survive a dropped connection but not `close()`.
  */
 import { createServer, type AddressInfo, type Socket } from "node:net";
-import { Aedes } from "aedes";
+import { Aedes, type AuthenticateError, type Client } from "aedes";
 import type { StreamBroker } from "./aws-streams.ts";
 import { reservedTopicBroker } from "./reserved-topics.ts";
+
+/** A connection as the broker's guards see it. */
+export interface GuardedClient {
+  /** The MQTT client id of the CONNECT. */
+  id: string;
+  /** The user name the client logged in with. */
+  username?: string;
+}
+
+/**
+ * A cloud's rules for who may connect and use which topics (AWS policies, EnOS device login).
+ * Each returns undefined to let the request through, or the reason it is refused. Every guard
+ * is asked; the first refusal wins. A refused CONNECT gets CONNACK 4 (bad user name or
+ * password), a refused SUBSCRIBE the failure code 0x80 for that filter, and a refused PUBLISH
+ * closes the connection (MQTT 3.1.1 has no way to refuse a PUBLISH; AWS IoT Core does the same).
+ */
+export interface BrokerGuard {
+  connect?(client: GuardedClient, password: Uint8Array | undefined): string | undefined;
+  publish?(client: GuardedClient, topic: string): string | undefined;
+  subscribe?(client: GuardedClient, filter: string): string | undefined;
+}
+
+export interface EmbeddedBrokerOptions {
+  /** 0 or absent: any free port. */
+  port?: number;
+  guards?: BrokerGuard[];
+}
 
 export interface EmbeddedBroker {
   /** mqtt://127.0.0.1:<port> */
@@ -20,11 +47,54 @@ export interface EmbeddedBroker {
   dropConnections(): void;
   /** Closes every connection, the broker and the listening socket. */
   close(): Promise<void>;
+  /** Why connections were refused, newest last (at most 100 kept): what a test or a log shows. */
+  refusals: string[];
+}
+
+const MAX_REFUSALS = 100;
+
+/** Installs the guards on aedes' hooks; every refusal's reason goes to `refusals`. */
+function guard(aedes: Aedes, guards: BrokerGuard[], refusals: string[]): void {
+  const users = new WeakMap<Client, string | undefined>();
+  const who = (client: Client): GuardedClient => ({ id: client.id, username: users.get(client) });
+  const refuse = (client: Client, what: string, reason: string): Error => {
+    refusals.push(`${client.id}: ${what}: ${reason}`);
+    if (refusals.length > MAX_REFUSALS) refusals.shift();
+    return new Error(reason);
+  };
+  const first = (ask: (g: BrokerGuard) => string | undefined): string | undefined => {
+    for (const g of guards) {
+      const reason = ask(g);
+      if (reason !== undefined) return reason;
+    }
+    return undefined;
+  };
+  aedes.authenticate = (client, username, password, done) => {
+    users.set(client, username ?? undefined);
+    const reason = first((g) => g.connect?.(who(client), password ? new Uint8Array(password) : undefined));
+    if (reason === undefined) return done(null, true);
+    const error = refuse(client, "connect", reason) as AuthenticateError;
+    error.returnCode = 4;
+    done(error, false);
+  };
+  aedes.authorizePublish = (client, packet, done) => {
+    if (client === null) return done(null);
+    const reason = first((g) => g.publish?.(who(client), packet.topic));
+    done(reason === undefined ? null : refuse(client, `publish ${packet.topic}`, reason));
+  };
+  aedes.authorizeSubscribe = (client, subscription, done) => {
+    const reason = first((g) => g.subscribe?.(who(client), subscription.topic));
+    if (reason === undefined) return done(null, subscription);
+    refuse(client, `subscribe ${subscription.topic}`, reason);
+    done(null, null);
+  };
 }
 
 /** Starts a broker on 127.0.0.1, on `port` if given (0 or absent: any free port). */
-export async function startEmbeddedBroker(options: { port?: number } = {}): Promise<EmbeddedBroker> {
+export async function startEmbeddedBroker(options: EmbeddedBrokerOptions = {}): Promise<EmbeddedBroker> {
   const aedes = await Aedes.createBroker();
+  const refusals: string[] = [];
+  if (options.guards?.length) guard(aedes, options.guards, refusals);
   const broker = reservedTopicBroker(aedes);
   const sockets = new Set<Socket>();
   const server = createServer((socket) => {
@@ -51,6 +121,7 @@ export async function startEmbeddedBroker(options: { port?: number } = {}): Prom
     port,
     aedes,
     broker,
+    refusals,
     dropConnections() {
       for (const socket of sockets) socket.destroy();
     },
