@@ -7,9 +7,12 @@
  *
  * xs-ota job create --thing T [--thing T2] --file FW.bin [--key KEY.pem] [--protocol http|mqtt]
  *                   [--format aws|nrf|zerynth|enos] [--job-id ID] [--product PK]
- *                   [--certfile LABEL] [--filepath PATH] [--control URL]
+ *                   [--certfile LABEL] [--filepath PATH] [--file-url enos-connect|path] [--control URL]
  * (--certfile: the label of the key the device verifies with, default signer.crt; --filepath:
- * the document's filepath, default /fw; both AWS OTA documents only, as CreateOTAUpdate sets them)
+ * the document's filepath, default /fw; both AWS OTA documents only, as CreateOTAUpdate sets them;
+ * --file-url: how an EnOS offer names its file, by default enos-connect:// when every target is a
+ * device registered with `xs-ota enos register`, else a path)
+ * The parse also says, on stderr, how the device will fetch the file.
  * xs-ota job list [--control URL]
  * xs-ota job describe ID [--control URL]
  *
@@ -29,7 +32,8 @@ import type { ParseResult, TransferProtocol, UpdatePlan } from "../modules/jobs/
 const USAGE = [
   "usage: xs-ota job parse [--format aws|enos] [--prefer mqtt|http] [--file-base URL] [--max-size N] [--allow-unsigned] [FILE|-]",
   "  --format aws    an AWS IoT Jobs message (notify-next or $next/get/accepted): afr_ota, nRF aws_fota, Zerynth (default)",
-  "  --format enos   an EnOS ota/device/upgrade push; --file-base resolves a relative fileUrl",
+  "  --format enos   an EnOS ota/device/upgrade push; --file-base resolves a relative fileUrl to a plain URL,",
+  "                  without it the file comes through the EnOS HTTP broker's download, as enos-connect:// does",
   "  --prefer        the data plane to use when an AWS OTA job allows both (default mqtt)",
   "  --max-size N    refuse images larger than N bytes (the OTA slot size)",
   "  --allow-unsigned  take documents without a signature (development devices only)",
@@ -92,6 +96,7 @@ function parseArgs(args: string[]): Options | string {
 function describePlan(plan: UpdatePlan): Record<string, unknown> {
   const out: Record<string, unknown> = { jobId: plan.jobId, format: plan.format, protocol: plan.protocol };
   if (plan.url !== undefined) out.url = plan.url;
+  if (plan.fileUri !== undefined) out.fileUri = plan.fileUri;
   if (plan.stream !== undefined) out.stream = plan.stream;
   if (plan.fileId !== undefined) out.fileId = plan.fileId;
   out.size = plan.size;
@@ -104,6 +109,15 @@ function describePlan(plan: UpdatePlan): Record<string, unknown> {
   if (plan.statusDetails !== undefined) out.statusDetails = plan.statusDetails;
   if (plan.versionNumber !== undefined) out.versionNumber = plan.versionNumber;
   return out;
+}
+
+/** One line on where the file comes from, as the device will fetch it. */
+function howFetched(plan: UpdatePlan): string {
+  if (plan.protocol === "mqtt") return `file: MQTT stream ${plan.stream ?? "?"}, file ${plan.fileId ?? 0}, in blocks`;
+  if (plan.fileUri !== undefined) {
+    return `file: ${plan.fileUri} through the EnOS HTTP broker: POST /auth/{productKey}/{deviceKey} for a session, then GET /multipart/sys/{productKey}/{deviceKey}/file/download?sessionId=..&fileUri=..&category=ota with Range requests (the device needs its device secret and the broker's URL)`;
+  }
+  return `file: ${plan.url ?? "?"} with HTTP Range requests`;
 }
 
 function parse(args: string[], io: Io): number {
@@ -127,6 +141,8 @@ function parse(args: string[], io: Io): number {
       JSON.stringify(describePlan(result.plan), null, 2)
         .split("\n")
         .forEach((l) => io.out(l));
+      // On stderr: stdout stays the plan as JSON, for scripts.
+      io.err(howFetched(result.plan));
       return 0;
     case "none":
       io.out("no job");
@@ -141,7 +157,7 @@ function parse(args: string[], io: Io): number {
 }
 
 const CONTROL_USAGE = [
-  "usage: xs-ota job create --thing T [--thing T2] --file FW.bin [--key KEY.pem] [--protocol http|mqtt] [--format aws|nrf|zerynth|enos] [--job-id ID] [--product PK] [--certfile LABEL] [--filepath PATH] [--control URL]",
+  "usage: xs-ota job create --thing T [--thing T2] --file FW.bin [--key KEY.pem] [--protocol http|mqtt] [--format aws|nrf|zerynth|enos] [--job-id ID] [--product PK] [--certfile LABEL] [--filepath PATH] [--file-url enos-connect|path] [--control URL]",
   "  --certfile LABEL  the key label the device verifies the signature with (default signer.crt); --filepath PATH (default /fw)",
   "       xs-ota job list [--control URL]",
   "       xs-ota job describe ID [--control URL]",
@@ -157,7 +173,7 @@ function controlUsage(io: Io, problem: string): number {
 type JsonObject = Record<string, unknown>;
 
 /** One request to the control API: the JSON answer, or the reason it failed (printed). */
-async function control(io: Io, base: string, method: "GET" | "POST", path: string, body?: JsonObject): Promise<JsonObject | undefined> {
+export async function control(io: Io, base: string, method: "GET" | "POST", path: string, body?: JsonObject): Promise<JsonObject | undefined> {
   const url = `${base.replace(/\/+$/, "")}${path}`;
   let res: Response;
   try {
@@ -198,7 +214,17 @@ async function controlCommand(sub: "create" | "list" | "describe", args: string[
   const things: string[] = [];
   const request: JsonObject = {};
   const positional: string[] = [];
-  const names: Record<string, string> = { "--file": "file", "--key": "key", "--protocol": "protocol", "--format": "format", "--job-id": "jobId", "--product": "productKey", "--certfile": "certfile", "--filepath": "filepath" };
+  const names: Record<string, string> = {
+    "--file": "file",
+    "--key": "key",
+    "--protocol": "protocol",
+    "--format": "format",
+    "--job-id": "jobId",
+    "--product": "productKey",
+    "--certfile": "certfile",
+    "--filepath": "filepath",
+    "--file-url": "enosFileUrl",
+  };
   for (let i = 0; i < args.length; i++) {
     const a = args[i] ?? "";
     if (!a.startsWith("--")) {

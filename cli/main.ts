@@ -12,6 +12,7 @@ import { cloudCommand } from "./cloud.ts";
 import { simCommand } from "./sim.ts";
 import { bundleCommand } from "./bundle.ts";
 import { demoCommand } from "./demo.ts";
+import { enosCommand } from "./enos.ts";
 
 export interface Io {
   out(line: string): void;
@@ -43,6 +44,7 @@ const commands: Record<string, { run: Command; usage: string }> = {
     run: (args, io) => simCommand(args, io),
     usage: "sim [--thing T] [--count N] [--firmware FW.bin] [--key [LABEL=]PUB.pem] [--broker URL] [--ca CA.pem] [--dir DIR] [--until VERSION]",
   },
+  enos: { run: enosCommand, usage: "enos register --device DK [--product PK] [--secret S] [--product-secret S] [--control URL]" },
   demo: { run: (args, io) => demoCommand(args, io), usage: "demo [--dir DIR] [--broker URL]" },
   bundle: { run: bundleCommand, usage: "bundle APP.ts -o APP.js [--no-minify]" },
   image: { run: imageCommand, usage: "image pack --version V [--secure-version N] -o OUT BUNDLE.js | image info FILE" },

@@ -1,14 +1,17 @@
 /**
  * xs-ota sim [--thing T] [--count N] [--firmware FW.bin] [--key [LABEL=]PUB.pem]... [--allow-unsigned]
  *            [--broker URL] [--ca CA.pem] [--dir DIR] [--cloud aws|enos] [--product PK] [--file-base URL]
- *            [--until VERSION]
+ *            [--file-service URL] [--device-secret S | --product-secret S] [--until VERSION]
  *
  * Simulated ESP32s on the desktop (hosts/sim/device.ts): each has a flash file with the 4 MB
  * partition table and runs the firmware in its booted slot on the XS engine. `--firmware`
  * flashes every device first, as `esptool write_flash` would; without it the devices in DIR
  * carry on from where they were (a download resumes). With `--count N` the things are T-1..T-N.
  * `--cloud enos` makes EnOS devices (product PK, device key = thing name) that resolve the
- * relative fileUrl of an upgrade against `--file-base` (the cloud's EnOS file endpoint).
+ * relative fileUrl of an upgrade against `--file-base` (the cloud's EnOS file endpoint). With
+ * `--device-secret` (or `--product-secret`: securemode 3) they log in as EnOS devices do, and with
+ * `--file-service` (the HTTP broker's URL) they fetch enos-connect:// offers and relative paths
+ * through its download after a login (the device secret; `xs-ota enos register` prints it).
  * Runs until SIGINT/SIGTERM, or with `--until VERSION` until every device runs VERSION
  * confirmed and has reported the outcome (exit 0), or one cannot boot (exit 1).
  */
@@ -23,7 +26,8 @@ import { SIGNER_LABEL, DEFAULT_MQTT_PORT } from "../cloud/server.ts";
 
 const USAGE = [
   "usage: xs-ota sim [--thing T] [--count N] [--firmware FW.bin] [--key [LABEL=]PUB.pem]... [--allow-unsigned]",
-  "                  [--broker URL] [--ca CA.pem] [--dir DIR] [--cloud aws|enos] [--product PK] [--file-base URL] [--until VERSION]",
+  "                  [--broker URL] [--ca CA.pem] [--dir DIR] [--cloud aws|enos] [--product PK] [--file-base URL]",
+  "                  [--file-service URL] [--device-secret S | --product-secret S] [--until VERSION]",
 ];
 const DEFAULT_CA = ".xs-ota-cloud/tls/ca.pem";
 const MAX_COUNT = 200;
@@ -40,6 +44,9 @@ export interface SimOptions {
   cloud: "aws" | "enos";
   product: string;
   fileBase?: string;
+  fileService?: string;
+  deviceSecret?: string;
+  productSecret?: string;
   until?: string;
 }
 
@@ -81,12 +88,19 @@ function parse(args: string[]): SimOptions | string {
       o.cloud = v;
     } else if (a === "--product") o.product = v;
     else if (a === "--file-base") o.fileBase = v;
+    else if (a === "--file-service") o.fileService = v;
+    else if (a === "--device-secret") o.deviceSecret = v;
+    else if (a === "--product-secret") o.productSecret = v;
     else if (a === "--until") o.until = v;
     else return `unknown option ${a}`;
   }
   if (Object.keys(o.keys).length === 0 && !o.allowUnsigned) return "give the code-signing public key (--key PUB.pem), or --allow-unsigned for a development device";
   if (!/^[a-zA-Z0-9:_-]*$/.test(o.thing)) return `thing name '${o.thing}': letters, digits, ':', '_' and '-' only`;
   return o;
+}
+
+function definedOnly<T extends Record<string, string | undefined>>(o: T): Partial<Record<keyof T, string>> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<Record<keyof T, string>>;
 }
 
 function describeEvent(e: DeviceEvent): string {
@@ -126,7 +140,8 @@ export async function simCommand(args: string[], io: Io, hooks: SimCommandHooks 
   }
   const verbose = things.length === 1;
   const devices = things.map((thing) => {
-    const cloud: SimCloud = o.cloud === "enos" ? { kind: "enos", productKey: o.product, deviceKey: thing, ...(o.fileBase ? { fileBase: o.fileBase } : {}) } : { kind: "aws" };
+    const enos = { fileBase: o.fileBase, fileService: o.fileService, deviceSecret: o.deviceSecret, productSecret: o.productSecret };
+    const cloud: SimCloud = o.cloud === "enos" ? { kind: "enos", productKey: o.product, deviceKey: thing, ...definedOnly(enos) } : { kind: "aws" };
     return new SimulatedDevice({ dir: join(o.dir, thing), thing, brokerUrl: o.broker, keys: o.keys, cloud, config: { ...(ca ? { ca } : {}), allowUnsigned: o.allowUnsigned } });
   });
   const started = performance.now();

@@ -47,6 +47,7 @@ import { enosTopics } from "../modules/enos/client.ts";
 import { compareVersions, parseVersion, type Version } from "../modules/verify/version.ts";
 import type { BrokerPublish, StreamBroker } from "./aws-streams.ts";
 import { BrokerListener } from "./broker-listener.ts";
+import type { EnosIdentities } from "./enos-auth.ts";
 
 export type EnosSignMethod = "md5" | "sha256";
 
@@ -56,6 +57,13 @@ export interface EnosFirmwareInput {
   /** The last level of the fileUrl path; [A-Za-z0-9._-]{1,128}. Default "<version>.bin". */
   fileName?: string;
   signMethod?: EnosSignMethod;
+  /**
+   * How the offer names the file: "path" (default), a path on the file endpoint
+   * ("/PK/ota/<fileName>"), as older EnOS offers do; "enos-connect", an
+   * "enos-connect://ota/PK/<fileName>" URI, as newer EnOS does, that a device downloads through
+   * the HTTP broker's `/multipart/sys/PK/DK/file/download` after logging in (`identities`).
+   */
+  uri?: "path" | "enos-connect";
 }
 
 /** A firmware entry as getversion lists it and an upgrade push carries it. */
@@ -116,6 +124,8 @@ export interface EnosMalformed {
 export interface EnosServiceOptions {
   /** QoS of what the service publishes; default 1. */
   qos?: 0 | 1;
+  /** Device secrets and HTTP sessions: without them the endpoint has no /auth and no file download. */
+  identities?: EnosIdentities;
 }
 
 export interface EnosFileEndpoint {
@@ -156,8 +166,9 @@ export class EnosService {
   readonly #devices = new Map<string, EnosDeviceRecord>();
   /** Per product key: firmware by version. */
   readonly #firmware = new Map<string, Map<string, EnosFirmware & { parsed: Version }>>();
-  /** fileUrl path -> bytes. */
-  readonly #files = new Map<string, Uint8Array>();
+  /** fileUrl (path or enos-connect URI) -> bytes and the product they are offered to. */
+  readonly #files = new Map<string, { bytes: Uint8Array; productKey: string }>();
+  readonly #identities: EnosIdentities | undefined;
   readonly #waiting = new Map<string, { resolve: (reply: EnosUpgradeReply) => void; timer: NodeJS.Timeout }>();
   readonly #servers = new Set<Server>();
   readonly #answers = new Map<string, EnosGetVersionAnswer>();
@@ -170,6 +181,7 @@ export class EnosService {
     this.#broker = broker;
     this.#listener = new BrokerListener(broker, FILTERS, (topic, payload) => this.#handle(topic, payload.toString("utf8")));
     this.#qos = options.qos ?? 1;
+    this.#identities = options.identities;
   }
 
   start(): Promise<void> {
@@ -195,6 +207,11 @@ export class EnosService {
     return this.#listener.idle();
   }
 
+  /** Ends every HTTP broker session (a broker restart): devices log in again. */
+  endSessions(): void {
+    this.#identities?.endSessions();
+  }
+
   /** Offers firmware to every device of `productKey` (replacing an entry of the same version). */
   addFirmware(productKey: string, input: EnosFirmwareInput): EnosFirmware {
     enosTopics(productKey, "x"); // checks the product key
@@ -215,7 +232,7 @@ export class EnosService {
       version: input.version,
       sign: createHash(signMethod).update(file).digest("hex"),
       signMethod,
-      fileUrl: `/${encodeURIComponent(productKey)}/ota/${fileName}`,
+      fileUrl: input.uri === "enos-connect" ? `enos-connect://ota/${encodeURIComponent(productKey)}/${fileName}` : `/${encodeURIComponent(productKey)}/ota/${fileName}`,
       fileSize: file.length,
       parsed,
     };
@@ -226,7 +243,7 @@ export class EnosService {
     const clash = [...product.values()].find((f) => f.fileUrl === entry.fileUrl && f.version !== input.version);
     if (clash) throw new OtaError("bad-argument", `file name ${fileName} is already used by version ${clash.version}`);
     product.set(input.version, entry);
-    this.#files.set(entry.fileUrl, file);
+    this.#files.set(entry.fileUrl, { bytes: file, productKey });
     return publicEntry(entry);
   }
 
@@ -302,7 +319,12 @@ export class EnosService {
     return reply;
   }
 
-  /** Starts an HTTP endpoint on 127.0.0.1 serving the firmware files at their fileUrl paths. */
+  /**
+   * Starts an HTTP endpoint on 127.0.0.1: the firmware files at their fileUrl paths (GET, HEAD)
+   * and, with `identities`, the HTTP broker's device login (`POST /auth/PK/DK`) and file download
+   * (`GET /multipart/sys/PK/DK/file/download?sessionId=..&fileUri=..&category=ota`, Range as
+   * below; a missing or expired session 401, a file not offered to the device's product 404).
+   */
   async startFiles(options: { port?: number } = {}): Promise<EnosFileEndpoint> {
     const server = createServer((req, res) => this.#serve(req, res));
     await new Promise<void>((resolve, reject) => {
@@ -325,15 +347,50 @@ export class EnosService {
 
   #serve(req: IncomingMessage, res: ServerResponse): void {
     const method = req.method ?? "GET";
-    const path = (req.url ?? "/").split("?")[0];
+    const url = new URL(req.url ?? "/", "http://localhost");
+    const path = url.pathname;
     const rangeHeader = req.headers.range;
     const answer = (status: number, headers: Record<string, string | number>, body?: Uint8Array) => {
       this.fileRequests.push({ method, path, range: rangeHeader, status });
       res.writeHead(status, headers);
       res.end(method === "HEAD" || body === undefined ? undefined : body);
     };
+    const json = (status: number, message: string, data: Json = {}) => {
+      const body = Buffer.from(JSON.stringify({ code: status, message, data }), "utf8");
+      answer(status, { "content-type": "application/json", "content-length": body.length }, body);
+    };
+    const auth = /^\/auth\/([^/]+)\/([^/]+)$/.exec(path);
+    if (auth && this.#identities) {
+      if (method !== "POST") return answer(405, { allow: "POST", "content-length": 0 });
+      const identities = this.#identities;
+      void readSmallBody(req).then((text) => {
+        let body: unknown;
+        try {
+          body = JSON.parse(text ?? "");
+        } catch {
+          return json(400, text === undefined ? "the body is larger than 4 KB" : "the body is not JSON");
+        }
+        const r = identities.httpLogin(decodeURIComponent(auth[1] ?? ""), decodeURIComponent(auth[2] ?? ""), body);
+        if ("sessionId" in r) json(200, "", { sessionId: r.sessionId });
+        else json(r.status, r.reason);
+      });
+      return;
+    }
     if (method !== "GET" && method !== "HEAD") return answer(405, { allow: "GET, HEAD", "content-length": 0 });
-    const file = this.#files.get(path);
+    let file: Uint8Array | undefined;
+    const download = /^\/multipart\/sys\/([^/]+)\/([^/]+)\/file\/download$/.exec(path);
+    if (download && this.#identities) {
+      const [productKey, deviceKey] = [decodeURIComponent(download[1] ?? ""), decodeURIComponent(download[2] ?? "")];
+      const refused = this.#identities.useSession(url.searchParams.get("sessionId"), productKey, deviceKey);
+      if (refused !== undefined) return json(401, refused);
+      if (url.searchParams.get("category") !== "ota") return json(400, `category ${JSON.stringify(url.searchParams.get("category"))}: this endpoint serves ota files`);
+      const offered = this.#files.get(url.searchParams.get("fileUri") ?? "");
+      if (!offered || offered.productKey !== productKey) return json(404, `no OTA file ${JSON.stringify(url.searchParams.get("fileUri"))} for product ${productKey}`);
+      file = offered.bytes;
+    } else {
+      const offered = path.startsWith("/") ? this.#files.get(path) : undefined;
+      file = offered?.bytes;
+    }
     if (!file) return answer(404, { "content-length": 0 });
     const base = { "accept-ranges": "bytes", "content-type": "application/octet-stream" };
     const range = parseRange(rangeHeader, file.length);
@@ -443,6 +500,18 @@ export function parseRange(header: string | undefined, size: number): [number, n
   if (end < start) return undefined;
   if (start >= size) return "unsatisfiable";
   return [start, Math.min(end, size - 1)];
+}
+
+/** A request body of at most 4 KB as text; undefined when it is longer. */
+async function readSmallBody(req: IncomingMessage): Promise<string | undefined> {
+  const chunks: Buffer[] = [];
+  let length = 0;
+  for await (const chunk of req) {
+    length += (chunk as Buffer).length;
+    if (length > 4096) return undefined;
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks).toString("utf8");
 }
 
 function closeServer(server: Server): Promise<void> {

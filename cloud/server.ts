@@ -10,6 +10,10 @@
  *                     jobId?, productKey? (enos; default "xsota"), certfile? (aws; default
  *                     SIGNER_LABEL), filepath? (aws; default "/fw")}  -> 201 {jobId, document}
  *   GET  /jobs       -> 200 {jobs: JobRecord[]}
+ *   POST /enos/devices {productKey (default "xsota"), deviceKey, deviceSecret?, productSecret?}
+ *                    -> 201 {productKey, deviceKey, deviceSecret, productSecret}: an EnOS device
+ *                    the broker then holds to EnOS's login (cloud/enos-auth.ts); missing secrets
+ *                    are kept if it had them, made up otherwise
  *   GET  /jobs/<id>  -> 200 JobDescription (job + executions), or {enos} for an EnOS offer; 404
  *   errors           -> 4xx/5xx {error: "reason"}
  *
@@ -22,11 +26,13 @@
  *              stream per job for each target
  *   nrf:       {operation:"app_fw_update", fwversion, size, location:{url: <placeholder>}}
  *   zerynth:   {bc_idx:0, bc_crc: md5, bc_size, bc_url: <placeholder>}
- *   enos:      the firmware is offered to product `productKey` (no AWS job) and an upgrade is
+ *   enos:      the firmware is offered to product `productKey` (no AWS job), its fileUrl an
+ *              enos-connect:// URI or a path (CreateJobRequest.enosFileUrl), and an upgrade is
  *              pushed to each target (device key = thing) that is online; the others find it
  *              with getversion when they connect. document = the offer.
  *
- * State: jobs in dataDir/jobs.json (AwsJobsService), each job's firmware and how it was offered in
+ * State: jobs in dataDir/jobs.json (AwsJobsService), EnOS devices in dataDir/enos-devices.json,
+ * each job's firmware and how it was offered in
  * dataDir/files/<jobId>.bin + <jobId>.json, re-offered on start; the CA in dataDir/tls.
  *
  * Broker: by default an embedded aedes listens on 127.0.0.1:`mqttPort` and `urls.mqtt` is its URL.
@@ -54,6 +60,7 @@ import { AwsJobsService, type JobDescription, type JobRecord } from "./aws-jobs.
 import { AwsStreamService } from "./aws-streams.ts";
 import { FileService } from "./files.ts";
 import { EnosService, type EnosFileEndpoint } from "./enos.ts";
+import { EnosIdentities, type EnosDeviceIdentity } from "./enos-auth.ts";
 import { makeLocalCa } from "./tls.ts";
 import { documentFieldProblem, jobDocument, presignedPlaceholder } from "./job-documents.ts";
 import { parseImagePrefix } from "../modules/storage/esp-image.ts";
@@ -90,6 +97,8 @@ export interface Cloud {
   streams: AwsStreamService;
   files: FileService;
   enos: EnosService;
+  /** Why the embedded broker refused connections, subscriptions or messages, newest last (none with an external broker). */
+  refusals: readonly string[];
   close(): Promise<void>;
 }
 
@@ -106,6 +115,12 @@ export interface CreateJobRequest {
   certfile?: string;
   /** AWS only: the document's filepath (default "/fw"). */
   filepath?: string;
+  /**
+   * EnOS only: how the offer names the file. Default "enos-connect" when every target is a
+   * registered device (POST /enos/devices), which can log in to the file download; otherwise
+   * "path", which devices fetch from the file endpoint without a login.
+   */
+  enosFileUrl?: "path" | "enos-connect";
 }
 
 /** What is kept per job in dataDir/files/<jobId>.json. */
@@ -116,6 +131,7 @@ interface OfferRecord {
   targets: string[];
   version: string;
   productKey?: string;
+  enosFileUrl?: "path" | "enos-connect";
   document: Record<string, unknown>;
 }
 
@@ -138,6 +154,16 @@ function writeAtomic(path: string, data: string | Uint8Array): void {
   const temp = `${path}.${process.pid}.tmp`;
   writeFileSync(temp, data);
   renameSync(temp, path);
+}
+
+async function readJson(req: IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of req) chunks.push(chunk as Buffer);
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString("utf8"));
+  } catch {
+    throw new HttpError(400, "the request is not JSON");
+  }
 }
 
 async function listen(server: Server, port: number): Promise<number> {
@@ -179,10 +205,12 @@ export async function startCloud(options: CloudOptions): Promise<Cloud> {
     for (const c of cleanups.reverse()) await c().catch(() => undefined);
     cleanups.length = 0;
   };
+  const identities = new EnosIdentities({ file: join(dataDir, "enos-devices.json") });
   try {
     let broker: StreamBroker;
     let mqttUrl: string;
     let client: BrokerClient | undefined;
+    let refusals: readonly string[] = [];
     if (options.brokerUrl !== undefined) {
       client = await BrokerClient.connect(options.brokerUrl);
       const connected = client;
@@ -190,10 +218,11 @@ export async function startCloud(options: CloudOptions): Promise<Cloud> {
       broker = client;
       mqttUrl = options.brokerUrl;
     } else {
-      const embedded = await startEmbeddedBroker({ port: options.mqttPort ?? DEFAULT_MQTT_PORT });
+      const embedded = await startEmbeddedBroker({ port: options.mqttPort ?? DEFAULT_MQTT_PORT, guards: [identities.guard()] });
       cleanups.push(() => embedded.close());
       broker = embedded.broker;
       mqttUrl = embedded.url;
+      refusals = embedded.refusals;
     }
 
     const files = new FileService();
@@ -206,7 +235,7 @@ export async function startCloud(options: CloudOptions): Promise<Cloud> {
     const streams = new AwsStreamService(broker);
     await streams.start();
     cleanups.push(() => streams.stop());
-    const enos = new EnosService(broker);
+    const enos = new EnosService(broker, { identities });
     await enos.start();
     cleanups.push(() => enos.stop());
     if (client !== undefined && client.refused.length > 0) {
@@ -219,7 +248,7 @@ export async function startCloud(options: CloudOptions): Promise<Cloud> {
     const offer = (record: OfferRecord, bytes: Uint8Array): Record<string, unknown> | undefined => {
       let entry: Record<string, unknown> | undefined;
       if (record.format === "enos") {
-        entry = { ...enos.addFirmware(record.productKey ?? "xsota", { version: record.version, file: bytes, fileName: `${record.jobId}.bin` }) };
+        entry = { ...enos.addFirmware(record.productKey ?? "xsota", { version: record.version, file: bytes, fileName: `${record.jobId}.bin`, uri: record.enosFileUrl }) };
       } else if (record.protocol === "mqtt") {
         for (const thing of record.targets) streams.addStream(thing, record.jobId, [{ fileId: 0, data: bytes }]);
       } else {
@@ -284,7 +313,12 @@ export async function startCloud(options: CloudOptions): Promise<Cloud> {
         document = jobDocument({ format, protocol, bytes, version, url, stream: jobId, signature, certfile: req.certfile ?? SIGNER_LABEL, filepath: req.filepath });
       }
       const record: OfferRecord = { jobId, format, protocol, targets: [...targets], version, document };
-      if (format === "enos") record.productKey = req.productKey ?? "xsota";
+      if (format === "enos") {
+        const productKey = req.productKey ?? "xsota";
+        if (req.enosFileUrl !== undefined && req.enosFileUrl !== "path" && req.enosFileUrl !== "enos-connect") throw new HttpError(400, `enosFileUrl must be path or enos-connect, got ${String(req.enosFileUrl)}`);
+        record.productKey = productKey;
+        record.enosFileUrl = req.enosFileUrl ?? (targets.every((t) => identities.identity(productKey, t) !== undefined) ? "enos-connect" : "path");
+      } else if (req.enosFileUrl !== undefined) throw new HttpError(400, `enosFileUrl is a field of EnOS offers; format ${format} has none`);
       try {
         const entry = offer(record, bytes);
         if (entry !== undefined) {
@@ -322,16 +356,24 @@ export async function startCloud(options: CloudOptions): Promise<Cloud> {
       try {
         const path = new URL(req.url ?? "/", "http://localhost").pathname.replace(/\/+$/, "");
         const method = req.method ?? "GET";
-        if (path === "/jobs" && method === "POST") {
-          const chunks: Buffer[] = [];
-          for await (const chunk of req) chunks.push(chunk as Buffer);
-          let body: unknown;
+        if (path === "/jobs" && method === "POST") return send(201, await createJob(await readJson(req)));
+        if (path === "/enos/devices" && method === "POST") {
+          const body = await readJson(req);
+          if (!isObject(body)) throw new HttpError(400, "the request must be a JSON object {productKey, deviceKey, deviceSecret?, productSecret?}");
+          const text = (v: unknown, what: string) => {
+            if (v !== undefined && typeof v !== "string") throw new HttpError(400, `${what} must be a string`);
+            return v;
+          };
+          let identity: EnosDeviceIdentity;
           try {
-            body = JSON.parse(Buffer.concat(chunks).toString("utf8"));
-          } catch {
-            throw new HttpError(400, "the request is not JSON");
+            identity = identities.register(String(text(body["productKey"], "productKey") ?? "xsota"), String(text(body["deviceKey"], "deviceKey") ?? ""), {
+              deviceSecret: text(body["deviceSecret"], "deviceSecret"),
+              productSecret: text(body["productSecret"], "productSecret"),
+            });
+          } catch (e) {
+            throw new HttpError(400, (e as Error).message);
           }
-          return send(201, await createJob(body));
+          return send(201, identity);
         }
         if (path === "/jobs" && method === "GET") {
           const list: (JobRecord | OfferRecord)[] = [...jobs.listJobs(), ...[...offers.values()].filter((o) => o.format === "enos")];
@@ -367,6 +409,7 @@ export async function startCloud(options: CloudOptions): Promise<Cloud> {
       streams,
       files,
       enos,
+      refusals,
       close: () => (closing ??= closeAll()),
     };
   } catch (e) {

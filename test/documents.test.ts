@@ -54,7 +54,8 @@ describe("xs-ota job parse agrees with AWS's own OTA agent on its published job 
     it(`${name}: AWS's agent ${verdict} it`, async () => {
       const r = await run("parse", join(fixtures, name));
       if (verdict === "accepts") {
-        expect(r.err).toEqual([]);
+        expect(r.err).toHaveLength(1);
+        expect(r.err[0]).toMatch(/^file: (MQTT stream .* in blocks|\S+ with HTTP Range requests)$/);
         expect(r.code).toBe(0);
         const plan = JSON.parse(r.out.join("\n")) as Record<string, unknown>;
         expect(plan.format).toBe("aws-ota");
@@ -202,9 +203,28 @@ describe("xs-ota job", () => {
       digest: { algorithm: "md5", hex: "a".repeat(32) },
       version: "v1.0",
     });
+    expect(r.err).toEqual(["file: https://files.example.com/1b30e0ea83002000/ota/kadak13 with HTTP Range requests"]);
+    // Without a file base the push is still valid: its file comes through EnOS's HTTP broker.
     const noBase = await run("parse", "--format", "enos", "--allow-unsigned", push);
-    expect(noBase.code).toBe(1);
-    expect(noBase.err[0]).toContain("is relative and no file base URL is configured");
+    expect(noBase.code).toBe(0);
+    expect(JSON.parse(noBase.out.join("\n"))).toMatchObject({ jobId: "77", fileUri: "/1b30e0ea83002000/ota/kadak13", size: 1024 });
+    expect(noBase.err[0]).toMatch(/^file: \/1b30e0ea83002000\/ota\/kadak13 through the EnOS HTTP broker: POST \/auth\/\{productKey\}\/\{deviceKey\}/);
+  });
+
+  it("--format enos: an enos-connect:// push is a plan fetched through the HTTP broker", async () => {
+    const push = write(
+      "enos-connect.json",
+      JSON.stringify({
+        id: "78",
+        version: "1.0",
+        method: "ota.device.upgrade",
+        params: { version: "v1.1", sign: "b".repeat(64), signMethod: "sha256", fileUrl: "enos-connect://23f5ff270b800000.zip", fileSize: 2048 },
+      }),
+    );
+    const r = await run("parse", "--format", "enos", "--allow-unsigned", push);
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.out.join("\n"))).toMatchObject({ jobId: "78", fileUri: "enos-connect://23f5ff270b800000.zip", size: 2048, version: "v1.1" });
+    expect(r.err[0]).toContain("GET /multipart/sys/{productKey}/{deviceKey}/file/download?sessionId=..&fileUri=..&category=ota");
   });
 
   it("a missing file: error, exit 1", async () => {

@@ -239,7 +239,8 @@ describe("connections that fail", () => {
       { method: "GET", url: "http://user:pw@127.0.0.1/fw.bin" },
       { method: "GET", url: server.url("/good/fw.bin"), timeout: 0 },
       { method: "GET", url: server.url("/good/fw.bin"), headers: { "X-Bad": "a\r\nb" } },
-      { method: "POST" as unknown as "GET", url: server.url("/good/fw.bin") },
+      { method: "PUT" as unknown as "GET", url: server.url("/good/fw.bin") },
+      { method: "GET", url: server.url("/good/fw.bin"), body: new Uint8Array(1) },
     ];
     const before = server.requests.length;
     for (const request of bad) expectCode(await rejection(host.request(request)), "bad-argument");

@@ -167,6 +167,22 @@ describe.each(brokers)("simulated devices on XS [$name]", ({ name, url, skip }) 
     await until(() => cloud.enos.device(`pk-${name}`, thing)?.version === "1.0.1", "the inform of 1.0.1");
   });
 
+  it.skipIf(skip === true)("a registered EnOS device on XS logs in and fetches an enos-connect:// offer through the HTTP broker", async () => {
+    const thing = `enos-reg-${name}`;
+    const product = `pkr-${name}`;
+    const reg = await fetch(`${cloud.urls.control}/enos/devices`, { method: "POST", body: JSON.stringify({ productKey: product, deviceKey: thing }) });
+    const { deviceSecret } = (await reg.json()) as { deviceSecret: string };
+    const dir = join(work, `enos-reg-${name}`);
+    const run = runCliLines(["sim", "--thing", thing, "--firmware", v100, "--allow-unsigned", "--cloud", "enos", "--product", product, "--device-secret", deviceSecret, "--file-service", cloud.urls.http, "--broker", cloud.urls.mqtt, "--dir", dir, "--until", "1.0.1"]);
+    await until(() => cloud.enos.device(product, thing)?.version === "1.0.0", "the device to inform its version");
+    await createJob(cloud, { thing, file: v101, format: "enos", productKey: product, jobId: `enos-reg-${name}` });
+    const r = await run;
+    expect(r.code, [...r.out, ...r.err].join("\n")).toBe(0);
+    expect(r.out.at(-1)).toMatch(/^1 on 1\.0\.1; 1 updated, 0 halted/);
+    expect(cloud.enos.fileRequests.some((q) => q.method === "POST" && q.path === `/auth/${product}/${thing}` && q.status === 200)).toBe(true);
+    expect(cloud.enos.fileRequests.filter((q) => q.path === `/multipart/sys/${product}/${thing}/file/download`).every((q) => q.status === 200 || q.status === 206)).toBe(true);
+  });
+
   it.skipIf(skip === true)("xs-ota sim --count 3 --until 1.0.1: a fleet job updates every device", async () => {
     const dir = join(work, `fleet-${name}`);
     const run = runCliLines(["sim", "--thing", `fleet-${name}`, "--count", "3", "--firmware", v100, "--key", publicPath, "--broker", cloud.urls.mqtt, "--ca", cloud.caPath, "--dir", dir, "--until", "1.0.1"]);

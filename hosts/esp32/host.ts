@@ -15,7 +15,7 @@
  */
 import { OtadataBootControl } from "xs-ota/storage/otadata-boot";
 import { nobleVerifier } from "xs-ota/verify/noble-signature";
-import { startAgent, type Agent, type AgentApp, type AgentConfig, type AgentPorts, type CloudPreset } from "xs-ota/agent/index";
+import { startAgent, type Agent, type AgentApp, type AgentConfig, type AgentPorts, type CloudPreset, type MqttLogin } from "xs-ota/agent/index";
 import { OtaError } from "xs-ota/errors";
 import { Esp32Partitions, type Esp32PartitionOptions } from "./flash.ts";
 import { Esp32StateStore } from "./state-store.ts";
@@ -40,7 +40,7 @@ export interface Esp32BoardOptions {
   /** Code-signing public keys (PEM) by the label jobs name them with (`certfile`). */
   keys: Record<string, string>;
   /** The broker; `tls` for mutual TLS (AWS IoT: Amazon Root CA 1, device certificate and key). */
-  mqtt: { host: string; port?: number; tls?: TlsPem; keepalive?: number };
+  mqtt: { host: string; port?: number; tls?: TlsPem; keepalive?: number; login?: () => MqttLogin };
   /** Default: `device.network`. */
   network?: NetworkProviders;
   partitions?: Esp32PartitionOptions;
@@ -62,7 +62,7 @@ export function esp32Board(o: Esp32BoardOptions): Esp32Board {
   const partitions = new Esp32Partitions(o.partitions);
   const clock = new Esp32Clock();
   const system = new Esp32System(partitions);
-  const mqtt = new Esp32Mqtt({ provider: mqttProvider, host: o.mqtt.host, port: o.mqtt.port, id: o.thing, tls: o.mqtt.tls, keepalive: o.mqtt.keepalive, clock, log: (m) => system.log("warn", m) });
+  const mqtt = new Esp32Mqtt({ provider: mqttProvider, host: o.mqtt.host, port: o.mqtt.port, id: o.thing, login: o.mqtt.login, tls: o.mqtt.tls, keepalive: o.mqtt.keepalive, clock, log: (m) => system.log("warn", m) });
   const ports: AgentPorts = {
     partitions,
     boot: new OtadataBootControl(partitions),
@@ -91,7 +91,10 @@ export interface StartEsp32Options extends Esp32BoardOptions {
 
 /** Starts the update agent; the MQTT session comes up in the background and the agent is told. */
 export function startEsp32Agent(o: StartEsp32Options): Agent {
-  const { ports, mqtt } = esp32Board(o);
+  // A cloud that logs devices in by password (EnOS) signs each CONNECT with the time of day.
+  const mqttLogin = o.cloud.mqttLogin?.bind(o.cloud);
+  const login = o.mqtt.login ?? (mqttLogin ? () => mqttLogin(Date.now(), esp32Digests) : undefined);
+  const { ports, mqtt } = esp32Board({ ...o, mqtt: { ...o.mqtt, login } });
   const config = { ...o.config, ...(o.ca !== undefined ? { ca: o.ca } : {}) };
   return startAgent({ ports, app: o.app, config, connected: mqtt.connected, cloud: o.cloud });
 }

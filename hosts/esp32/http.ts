@@ -47,10 +47,21 @@ export class Esp32Http implements Http {
       new Exchange(this.#clock, request, (respond) => {
         const client = new provider.io({ ...provider, host: url.host, port: url.port, socket, onError: () => respond.fail("connection failed") });
         const headers = new Map<string, string>(Object.entries(request.headers ?? {}));
+        const body = request.method === "POST" ? (request.body ?? new Uint8Array(0)) : undefined;
+        if (body) headers.set("content-length", String(body.length));
+        let sent = 0;
         const http = client.request({
           method: request.method,
           path: url.path,
           headers,
+          // Moddable's client asks for the body once the headers are out, as much as fits each time.
+          onWritable: body
+            ? (count: number) => {
+                const n = Math.min(count, body.length - sent);
+                if (n > 0) http.write(body.subarray(sent, sent + n));
+                sent += n;
+              }
+            : undefined,
           onHeaders: (status, received) => respond.headers(status, received),
           onReadable: (count) => {
             const chunk = http.read(count);

@@ -33,12 +33,19 @@ export interface Esp32MqttOptions {
   port?: number;
   /** Client id: AWS IoT wants the thing name. */
   id: string;
+  /** A password login made for each connection (EnOS): its client id replaces `id`. */
+  login?: () => { clientId: string; username: string; password: string };
   /** TLS credentials (PEM); absent: plain TCP. */
   tls?: TlsPem;
   /** Milliseconds between pings when idle (default 60 s). */
   keepalive?: number;
   clock: Clock;
   log?: (message: string) => void;
+}
+
+/** Moddable's MQTT client takes the login as `id`, `user` and `password`. */
+function loginFields(l: { clientId: string; username: string; password: string }): { id: string; user: string; password: string } {
+  return { id: l.clientId, user: l.username, password: l.password };
 }
 
 // Operation codes of the MQTT control packets (the client's static fields have the same values).
@@ -158,7 +165,7 @@ export class Esp32Mqtt implements Mqtt {
       socket,
       host: o.host,
       port: o.port ?? (o.tls ? 8883 : 1883),
-      id: o.id,
+      ...(o.login ? loginFields(o.login()) : { id: o.id }),
       clean: true,
       keepalive: o.keepalive ?? 60_000,
       // The typings pass (operation, message); Moddable's client passes one message object.

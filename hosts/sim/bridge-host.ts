@@ -195,7 +195,8 @@ export class BridgeHost {
         this.#timers.delete(int(a.id));
         return reply({});
       case "http.request": {
-        const response = await hw.http.request(a.request as HttpRequest);
+        const request = a.request as HttpRequest;
+        const response = await hw.http.request(a.body === true ? { ...request, body: bytes.slice() } : request);
         const id = this.#next++;
         this.#responses.set(id, response);
         return reply({ id, status: response.status, headers: response.headers });

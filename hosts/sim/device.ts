@@ -13,7 +13,9 @@ import { OtadataBootControl } from "../../modules/storage/otadata-boot.ts";
 import { JOB_KEY } from "../../modules/agent/agent.ts";
 import { runBootloader } from "./bootloader.ts";
 import { checkImage, imageProgram, openBoard, type Board } from "./board.ts";
-import { NodeMqtt } from "./mqtt.ts";
+import { NodeMqtt, type NodeMqttOptions } from "./mqtt.ts";
+import { nodeDigests } from "./node-digest.ts";
+import { cloudPreset } from "./clouds.ts";
 import { NodeHttp } from "./http.ts";
 import { XsWorker, XsError, type XsMeters, type XsReply } from "./xsnap.ts";
 import { BridgeHost } from "./bridge-host.ts";
@@ -146,7 +148,7 @@ export class SimulatedDevice extends EventEmitter<{ event: [DeviceEvent] }> {
 
     let mqtt: NodeMqtt | undefined;
     try {
-      mqtt = await NodeMqtt.connect(this.o.brokerUrl, { clientId: this.o.thing, connectTimeout: 10_000 });
+      mqtt = await NodeMqtt.connect(this.o.brokerUrl, this.#mqttOptions());
     } catch (e) {
       // The firmware still runs; the session comes up later or never (its agent waits).
       this.#emit({ type: "log", level: "warn", message: `MQTT: ${e instanceof Error ? e.message : String(e)}` });
@@ -183,13 +185,21 @@ export class SimulatedDevice extends EventEmitter<{ event: [DeviceEvent] }> {
     if (!mqtt) void this.#connectLater(generation, bridge);
   }
 
+  /** The thing name as client id, or the cloud's own login (EnOS), made again for each connection. */
+  #mqttOptions(): NodeMqttOptions {
+    const cloud = this.o.cloud ?? { kind: "aws" };
+    const preset = cloudPreset(cloud.kind === "aws" ? { kind: "aws", thing: this.o.thing } : cloud);
+    const mqttLogin = preset.mqttLogin?.bind(preset);
+    return { clientId: this.o.thing, connectTimeout: 10_000, login: mqttLogin ? () => mqttLogin(Date.now(), nodeDigests) : undefined };
+  }
+
   /** The broker was not there at boot: keep trying, as a device's Wi-Fi/MQTT task would. */
   async #connectLater(generation: number, bridge: BridgeHost): Promise<void> {
     while (generation === this.#generation && !this.#stopped) {
       await new Promise((r) => setTimeout(r, 2000));
       if (generation !== this.#generation || this.#stopped) return;
       try {
-        const mqtt = await NodeMqtt.connect(this.o.brokerUrl, { clientId: this.o.thing, connectTimeout: 10_000 });
+        const mqtt = await NodeMqtt.connect(this.o.brokerUrl, this.#mqttOptions());
         if (generation !== this.#generation || this.#stopped) return void (await mqtt.close());
         this.#mqtt = mqtt;
         bridge.attachMqtt(mqtt);

@@ -42,8 +42,11 @@ interface Prepared {
 }
 
 function prepare(request: HttpRequest): Prepared {
-  if (request.method !== "GET" && request.method !== "HEAD") {
-    throw new OtaError("bad-argument", `HTTP method ${String(request.method)} is not GET or HEAD`);
+  if (request.method !== "GET" && request.method !== "HEAD" && request.method !== "POST") {
+    throw new OtaError("bad-argument", `HTTP method ${String(request.method)} is not GET, HEAD or POST`);
+  }
+  if (request.body !== undefined && (request.method !== "POST" || !(request.body instanceof Uint8Array))) {
+    throw new OtaError("bad-argument", `a request body goes with POST only, as a Uint8Array`);
   }
   const { timeout } = request;
   if (timeout !== undefined && !(Number.isInteger(timeout) && timeout > 0 && timeout <= MAX_TIMEOUT)) {
@@ -70,7 +73,7 @@ function prepare(request: HttpRequest): Prepared {
     hostname: url.hostname.replace(/^\[(.*)\]$/, "$1"),
     port: url.port === "" ? (secure ? 443 : 80) : Number(url.port),
     path: `${url.pathname}${url.search}`,
-    headers: { ...request.headers },
+    headers: request.method === "POST" ? { ...request.headers, "content-length": String(request.body?.length ?? 0) } : { ...request.headers },
     agent: false,
   };
   // Given a `ca` array, Node's secure context adds those and skips its built-in Mozilla roots
@@ -135,7 +138,7 @@ function send(request: HttpRequest, { options, secure, label }: Prepared): Promi
       }
       resolve(new NodeResponse(req, res, request.timeout, label));
     });
-    req.end();
+    req.end(request.body === undefined ? undefined : Buffer.from(request.body.buffer, request.body.byteOffset, request.body.length));
   });
 }
 

@@ -47,6 +47,11 @@ import type { Mqtt, QoS } from "../../modules/ports/mqtt.ts";
 
 export interface NodeMqttOptions {
   clientId: string;
+  /**
+   * A password login made afresh for every connection (EnOS signs the time into it): its client
+   * id, user name and password replace `clientId` on the first CONNECT and on every reconnect.
+   */
+  login?: () => { clientId: string; username: string; password: string };
   /** MQTT clean session; default true. */
   clean?: boolean;
   /** PEM CA certificate(s) for mqtts:// URLs. */
@@ -169,12 +174,23 @@ export class NodeMqtt implements Mqtt {
     if (options.ca !== undefined) clientOptions.ca = options.ca;
     if (options.cert !== undefined) clientOptions.cert = options.cert;
     if (options.key !== undefined) clientOptions.key = options.key;
+    const login = options.login;
+    const signIn = (o: IClientOptions) => {
+      if (!login) return;
+      const l = login();
+      o.clientId = l.clientId;
+      o.username = l.username;
+      o.password = l.password;
+    };
+    signIn(clientOptions);
     let client: MqttClient;
     try {
       client = connect(url, clientOptions);
     } catch (e) {
       throw networkError(`cannot connect to ${url}`, e);
     }
+    // mqtt.js reconnects with client.options: a fresh login goes there before each attempt.
+    if (login) client.on("close", () => signIn(client.options));
     // Listeners go on before the first CONNACK can arrive; the first attempt must succeed.
     const session = new NodeMqtt(client);
     await new Promise<void>((resolve, reject) => {

@@ -34,6 +34,14 @@ export interface JobChannel {
    * fetch. Absent: the cloud has none, and such plans fail.
    */
   blockTransfer?(plan: UpdatePlan, options: BlockTransferOptions): BlockTransfer;
+  /**
+   * Plans with `fileUri`: the http(s) URL that fetches the file now (EnOS: the HTTP broker's file
+   * download with a session from its login). Called before every HTTP download of such a plan,
+   * with `refused` true when the last URL was refused (401/403: the session expired), so that
+   * the channel logs in again. Rejects with an OtaError when it cannot (no credentials, a login
+   * refused). Absent: the cloud has none, and such plans fail.
+   */
+  downloadUrl?(plan: UpdatePlan, refused: boolean): Promise<string>;
   progress(plan: UpdatePlan, received: number, total: number): Promise<void>;
   /** The image is verified and selected: the device restarts into it next. */
   beforeReboot(plan: UpdatePlan, previousVersion: string): Promise<void>;

@@ -6,6 +6,14 @@
 import type { AgentPorts } from "./agent.ts";
 import type { JobChannel } from "./channel.ts";
 import type { AgentConfig } from "./config.ts";
+import type { DigestFactory } from "../ports/digest.ts";
+
+/** What a host's MQTT CONNECT carries for clouds that log devices in by password (EnOS). */
+export interface MqttLogin {
+  clientId: string;
+  username: string;
+  password: string;
+}
 
 export interface ChannelContext {
   ports: AgentPorts;
@@ -20,4 +28,10 @@ export interface CloudPreset {
   /** For logs: "aws", "enos". */
   readonly name: string;
   channel(context: ChannelContext): JobChannel;
+  /**
+   * The CONNECT fields for a login at `wallTime` (Unix ms), made again for every connection
+   * (EnOS signs the time). Absent: the host connects with its own client id and no password
+   * (AWS IoT: the thing name and its TLS certificate).
+   */
+  mqttLogin?(wallTime: number, digests: DigestFactory): MqttLogin;
 }

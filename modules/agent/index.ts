@@ -34,3 +34,4 @@ export function startAgent(o: StartOptions): Agent {
 }
 
 export { Agent, type AgentApp, type AgentPorts, type AgentConfig, type CloudPreset };
+export type { MqttLogin } from "./cloud.ts";

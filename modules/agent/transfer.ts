@@ -68,7 +68,7 @@ export function startTransfer(
   slot: Flash,
   ports: TransferPorts,
   settings: TransferSettings,
-  channel: Pick<JobChannel, "blockTransfer">,
+  channel: Pick<JobChannel, "blockTransfer" | "downloadUrl">,
   cb: TransferCallbacks,
 ): RunningTransfer {
   const digests: Digest[] = [ports.digests.create("sha256")];
@@ -80,7 +80,7 @@ export function startTransfer(
     let session: HttpSession | undefined;
     const run = (url: string | undefined) => {
       const go = async () => {
-        session ??= new HttpSession(plan, slot, ports, settings, cb, digests, () => cancelled);
+        session ??= new HttpSession(plan, slot, ports, settings, channel, cb, digests, () => cancelled);
         await session.run(url);
       };
       go().then(
@@ -122,6 +122,7 @@ class HttpSession {
     readonly slot: Flash,
     readonly ports: TransferPorts,
     readonly s: TransferSettings,
+    readonly channel: Pick<JobChannel, "downloadUrl">,
     readonly cb: TransferCallbacks,
     readonly digests: Digest[],
     readonly cancelled: () => boolean,
@@ -136,6 +137,29 @@ class HttpSession {
   }
 
   async run(url: string | undefined): Promise<void> {
+    const { plan, channel } = this;
+    if (plan.fileUri === undefined) return this.#fetch(url);
+    if (!channel.downloadUrl) throw new OtaError("bad-argument", `this cloud has no file service to fetch ${plan.fileUri}`);
+    // After a refusal (an expired session) the channel logs in again; refused twice at the same
+    // byte, the login itself is no good.
+    let refused = false;
+    let freshAt: number | undefined;
+    for (;;) {
+      if (refused) {
+        if (freshAt === this.#writer.offset) throw new OtaError("http-status", `the file service refused ${plan.fileUri} again after a fresh login`);
+        freshAt = this.#writer.offset;
+      }
+      const target = await channel.downloadUrl(plan, refused);
+      try {
+        return await this.#fetch(target);
+      } catch (e) {
+        if (!isOtaError(e) || e.code !== "url-refused") throw e;
+        refused = true;
+      }
+    }
+  }
+
+  async #fetch(url: string | undefined): Promise<void> {
     if (!url) throw new OtaError("bad-argument", "HTTP plan without a URL");
     const { plan, s } = this;
     const writer = this.#writer;

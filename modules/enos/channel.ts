@@ -11,10 +11,14 @@ import { EnosOtaClient, ENOS_STEP, ENOS_SUCCESS } from "./client.ts";
 import { parseEnosUpgrade } from "./documents.ts";
 import { compareVersions, parseVersion, type Version } from "../verify/version.ts";
 import type { FailureStage, JobChannel, JobFailure } from "../agent/channel.ts";
+import { OtaError } from "../errors.ts";
+import type { EnosFileService } from "./files.ts";
 
 export interface EnosChannelOptions {
   mqtt: Mqtt;
   clock: Clock;
+  /** The HTTP broker's file download, for offers whose file is an enos-connect:// URI or a path on it. */
+  files?: EnosFileService;
   productKey: string;
   deviceKey: string;
   maxSize: number;
@@ -88,6 +92,15 @@ export class EnosJobChannel implements JobChannel {
       this.#quietly("reply", this.client.reply(id, accepted ? ENOS_SUCCESS : 400, accepted ? undefined : result.kind === "invalid" ? result.reason : "not an upgrade"));
       handler(result);
     });
+  }
+
+  downloadUrl(plan: UpdatePlan, refused: boolean): Promise<string> {
+    const { files } = this.#o;
+    if (plan.fileUri === undefined) return Promise.reject(new OtaError("bad-argument", `job ${plan.jobId} names no EnOS file`));
+    if (!files) {
+      return Promise.reject(new OtaError("bad-argument", `the offer's file ${plan.fileUri} comes from the EnOS HTTP broker: configure its URL (fileService) and the device secret`));
+    }
+    return files.downloadUrl(plan.fileUri, refused);
   }
 
   handle(topic: string, payload: Uint8Array): boolean {

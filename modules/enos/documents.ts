@@ -6,10 +6,15 @@
  *
  * Field names as in EnvisionIot/enos-device-sdk-python (OtaUpgradeCommand.get_firmware_info:
  * params.version, signMethod, sign, fileUrl, fileSize) and the EnOS device-connection guide.
- * EnOS samples show fileUrl as a path relative to its file service ("/1b30e0ea83002000/ota/kadak13"),
- * so a relative fileUrl is resolved against `options.fileBase` (RFC 3986 reference resolution:
- * an absolute path replaces the base's path); without a fileBase it is refused. `enos-connect://`
- * file URIs need EnOS's own file download API and are refused like any scheme but http(s).
+ * fileUrl comes in three forms:
+ * - an http(s) URL: fetched as it is;
+ * - `enos-connect://...` (newer EnOS): a file the EnOS HTTP broker serves to a logged-in device
+ *   (`/multipart/sys/{pk}/{dk}/file/download?sessionId&fileUri&category=ota`); the plan carries
+ *   it as `fileUri` and the EnOS channel makes the download URL (modules/enos/files.ts);
+ * - a path relative to that service (older offers, "/1b30e0ea83002000/ota/kadak13"): resolved
+ *   against `options.fileBase` when one is configured (RFC 3986 reference resolution: an
+ *   absolute path replaces the base's path), otherwise carried as `fileUri` like enos-connect.
+ * Any other scheme is refused.
  *
  * `sign` is a digest (md5 or sha256, by signMethod), not a signature: like the other unsigned
  * formats, the plan is refused unless `allowUnsigned`. The method name is not checked (EnOS SDKs
@@ -62,17 +67,21 @@ function fileBaseOf(v: unknown): HttpUrl | undefined {
   }
 }
 
-function fileUrlOf(v: unknown, base: HttpUrl | undefined): string {
+function fileUrlOf(v: unknown, base: HttpUrl | undefined): { url: string } | { fileUri: string } {
   const path = "params.fileUrl";
   if (v === undefined) refuse(`${path} is missing`);
   if (typeof v !== "string") refuse(`${path} must be a string, got ${show(v)}`);
   if (v.length === 0) refuse(`${path} is empty`);
   if (v.length > MAX_URL_LENGTH) refuse(`${path} is ${v.length} characters; at most ${MAX_URL_LENGTH}`);
   if (/[\s\x00-\x1f\x7f]/.test(v)) refuse(`${path} has spaces or control characters`);
-  if (/^[A-Za-z][A-Za-z0-9+.-]*:/.test(v)) return httpUrl(v, path);
-  if (base === undefined) refuse(`${path} ${show(v)} is relative and no file base URL is configured`);
+  if (v.startsWith("enos-connect://")) {
+    if (v.length === "enos-connect://".length) refuse(`${path} ${show(v)} names no file`);
+    return { fileUri: v };
+  }
+  if (/^[A-Za-z][A-Za-z0-9+.-]*:/.test(v)) return { url: httpUrl(v, path) };
+  if (base === undefined) return { fileUri: v };
   try {
-    return formatHttpUrl(resolveLocation(base, v));
+    return { url: formatHttpUrl(resolveLocation(base, v)) };
   } catch (e) {
     if (isOtaError(e)) refuse(`${path} ${show(v)} does not resolve against the file base (${e.message})`);
     throw e;
@@ -105,10 +114,10 @@ export function parseEnosUpgrade(payload: string | Uint8Array, options: EnosUpgr
     if (params.sign === undefined) refuse("params.sign is missing");
     const hex = hexDigest(params.sign, "params.sign", algorithm === "md5" ? 32 : 64, algorithm === "md5" ? "an MD5" : "a SHA-256");
     const size = fileSize(params.fileSize, "params.fileSize", false, maxSize);
-    const url = fileUrlOf(params.fileUrl, base);
+    const file = fileUrlOf(params.fileUrl, base);
     if (options.allowUnsigned !== true) refuse(`EnOS upgrades carry only a ${algorithm} digest, no signature: unsigned document on a production device`);
 
-    const plan: UpdatePlan = { jobId, format: "enos", protocol: "http", size, url, version, digest: { algorithm, hex } };
+    const plan: UpdatePlan = { jobId, format: "enos", protocol: "http", size, ...file, version, digest: { algorithm, hex } };
     return { kind: "plan", plan };
   } catch (e) {
     return invalid(e, jobId);

@@ -15,6 +15,12 @@ export interface UpdatePlan {
   size: number;
   /** HTTP(S) URL (presigned for AWS; absolute after resolving a relative EnOS fileUrl). */
   url?: string;
+  /**
+   * A file the cloud serves through its own logged-in download instead of a URL (EnOS
+   * `enos-connect://...`, or a path relative to the EnOS HTTP broker): the channel's
+   * `downloadUrl` makes the URL to fetch. A plan has `url` or `fileUri` when protocol is "http".
+   */
+  fileUri?: string;
   /** AWS MQTT stream name and file id. */
   stream?: string;
   fileId?: number;

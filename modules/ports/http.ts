@@ -14,13 +14,17 @@
  *   the end the server announced (Content-Length or the last chunk), "timeout" after `timeout` ms
  *   without a byte. Chunks are at most the host's buffer size (64 KB on the desktop).
  * - `close()` abandons the response and its connection; later reads resolve undefined.
+ * - POST sends `body` (none: an empty one) with Content-Length set by the host; GET and HEAD
+ *   take no body ("bad-argument").
  * - https trusts only the CA certificates in `ca` (PEM), none from the OS, and verifies the
  *   host name. No proxies, no shared connection pools: each request is its own connection.
  */
 export interface HttpRequest {
-  method: "GET" | "HEAD";
+  method: "GET" | "HEAD" | "POST";
   url: string;
   headers?: Record<string, string>;
+  /** POST only: the request body (small: a login's JSON), sent with its Content-Length. */
+  body?: Uint8Array;
   /** PEM CA certificates trusted for https. */
   ca?: string;
   /** Milliseconds without a byte before the request fails with "timeout". */

@@ -9,8 +9,8 @@
  * - the total must equal the job's size (or, when the caller does not know it, is learned once
  *   from the first response and held to from then on);
  * - redirects are followed a few times, never from https to http;
- * - 400/403/404 mean the (presigned) URL expired or was refused: "url-refused", so the job layer
- *   can fetch a fresh URL and call again from the same offset;
+ * - 400/401/403/404 mean the (presigned) URL expired or was refused, or its session did (EnOS):
+ *   "url-refused", so the job layer can fetch a fresh URL and call again from the same offset;
  * - dropped connections, stalls and 5xx are retried from the last byte received, with doubling
  *   backoff from the Clock port; the retry budget counts attempts without progress, so a link
  *   that drops every few hundred KB still finishes, and a dead one gives up.
@@ -168,7 +168,7 @@ function check(response: HttpResponse, url: HttpUrl, from: number, last: number 
     if (total <= 0) return fail("http-protocol", "the server's file is empty");
     return { start: 0, end: total, total };
   }
-  if (status === 400 || status === 403 || status === 404) return fail("url-refused", `URL expired or refused (HTTP ${status} from ${url.host})`);
+  if (status === 400 || status === 401 || status === 403 || status === 404) return fail("url-refused", `URL expired or refused (HTTP ${status} from ${url.host})`);
   if (status === 416) return fail("http-protocol", `HTTP 416: the server cannot serve bytes ${from}- (its file is shorter than expected?)`);
   return fail("http-status", `HTTP ${status} from ${url.host}`);
 }

@@ -358,14 +358,24 @@ export default suite("job documents", (test) => {
     equal(planOf(parseEnosUpgrade(utf8Encode(enos({})), { allowUnsigned: true })).jobId, "1001", "bytes");
   });
 
-  test("EnOS: relative fileUrls resolve against the file base, and need one", () => {
+  test("EnOS: relative fileUrls resolve against a file base, or come through the HTTP broker", () => {
     const rel = enos({ fileUrl: "/1b30e0ea83002000/ota/kadak13" });
     equal(planOf(parseEnosUpgrade(rel, { allowUnsigned: true, fileBase: "https://iot-http.example.com/files/" })).url, "https://iot-http.example.com/1b30e0ea83002000/ota/kadak13");
     const relPath = enos({ fileUrl: "ota/kadak13" });
     equal(planOf(parseEnosUpgrade(relPath, { allowUnsigned: true, fileBase: "https://iot-http.example.com/files/" })).url, "https://iot-http.example.com/files/ota/kadak13");
-    expectInvalid(parseEnosUpgrade(rel, { allowUnsigned: true }), 'params.fileUrl "/1b30e0ea83002000/ota/kadak13" is relative and no file base URL is configured', "1001");
+    const brokered = planOf(parseEnosUpgrade(rel, { allowUnsigned: true }));
+    equal(brokered.fileUri, "/1b30e0ea83002000/ota/kadak13", "fileUri without a file base");
+    equal(brokered.url, undefined, "no URL: the channel makes it");
     expectInvalid(parseEnosUpgrade(rel, { allowUnsigned: true, fileBase: "iot-http.example.com" }), "options.fileBase");
-    expectInvalid(parseEnosUpgrade(enos({ fileUrl: "enos-connect://23f5ff270b800000.zip" }), { allowUnsigned: true }), 'params.fileUrl has the unsupported scheme "enos-connect:"', "1001");
+  });
+
+  test("EnOS: an enos-connect:// file is carried as the plan's fileUri", () => {
+    const plan = planOf(parseEnosUpgrade(enos({ fileUrl: "enos-connect://23f5ff270b800000.zip" }), { allowUnsigned: true, fileBase: "https://iot-http.example.com/" }));
+    equal(plan.fileUri, "enos-connect://23f5ff270b800000.zip", "fileUri");
+    equal(plan.url, undefined, "url");
+    expectInvalid(parseEnosUpgrade(enos({ fileUrl: "enos-connect://" }), { allowUnsigned: true }), "names no file", "1001");
+    expectInvalid(parseEnosUpgrade(enos({ fileUrl: "enos-connect://a b" }), { allowUnsigned: true }), "spaces or control characters", "1001");
+    expectInvalid(parseEnosUpgrade(enos({ fileUrl: "ftp://files.example.com/x" }), { allowUnsigned: true }), "unsupported scheme", "1001");
   });
 
   test("EnOS: a digest is not a signature", () => {

@@ -14,8 +14,9 @@ import { nobleVerifier } from "../../modules/verify/noble-signature.ts";
 import { parseImagePrefix } from "../../modules/storage/esp-image.ts";
 import type { System, LogLevel } from "../../modules/ports/system.ts";
 import type { Mqtt } from "../../modules/ports/mqtt.ts";
+import type { Http } from "../../modules/ports/http.ts";
 import { startAgent, type Agent } from "../../modules/agent/index.ts";
-import { cloudPreset } from "../../hosts/sim/clouds.ts";
+import { cloudPreset, type CloudIdentity } from "../../hosts/sim/clouds.ts";
 import type { AgentConfig } from "../../modules/agent/config.ts";
 import { MiniDevice } from "../contract/boot-fixture.ts";
 
@@ -26,9 +27,11 @@ export interface SimDeviceOptions {
   /** Self-test result per firmware version (default: passes). */
   selfTest?: (version: string) => boolean | Promise<boolean>;
   config?: Partial<AgentConfig>;
-  cloud?: { kind: "aws" } | { kind: "enos"; productKey: string; deviceKey: string; fileBase?: string };
+  cloud?: CloudIdentity;
   /** What the agent gets instead of the MQTT session itself (e.g. one that skips some subscriptions). */
   wrapMqtt?: (mqtt: NodeMqtt) => Mqtt;
+  /** What the agent gets instead of the HTTP client (e.g. one that acts between requests). */
+  wrapHttp?: (http: Http) => Http;
 }
 
 export class SimDevice {
@@ -49,7 +52,9 @@ export class SimDevice {
 
   async start(): Promise<void> {
     this.boots++;
-    this.mqtt = await NodeMqtt.connect(this.o.brokerUrl, { clientId: `${this.o.thing}-${this.boots}` });
+    const cloud = cloudPreset(this.o.cloud ?? { kind: "aws", thing: this.o.thing });
+    const login = cloud.mqttLogin?.bind(cloud);
+    this.mqtt = await NodeMqtt.connect(this.o.brokerUrl, { clientId: `${this.o.thing}-${this.boots}`, login: login ? () => login(Date.now(), nodeDigests) : undefined });
     const system: System = {
       restart: () => void (this.#rebooting = this.reboot()),
       version: () => this.version,
@@ -61,7 +66,7 @@ export class SimDevice {
       boot: this.device.boot,
       store: this.store,
       clock: new NodeClock(),
-      http: new NodeHttp(),
+      http: this.o.wrapHttp ? this.o.wrapHttp(new NodeHttp()) : new NodeHttp(),
       mqtt: this.o.wrapMqtt ? this.o.wrapMqtt(this.mqtt) : this.mqtt,
       digests: nodeDigests,
       verifier: nobleVerifier,
@@ -70,8 +75,7 @@ export class SimDevice {
     };
     const app = { selfTest: () => (this.o.selfTest ? this.o.selfTest(this.version) : true) };
     const config = { blockSize: 1024, progressInterval: 8192, recordInterval: 4096, selfTestTimeout: 2000, timeout: 2000, requestTimeout: 1000, ...this.o.config };
-    const cloud = this.o.cloud ?? { kind: "aws" };
-    this.agent = startAgent({ ports, app, config, cloud: cloudPreset(cloud.kind === "aws" ? { kind: "aws", thing: this.o.thing } : cloud) });
+    this.agent = startAgent({ ports, app, config, cloud });
   }
 
   /** Power gone: the agent stops where it is, the connection drops; flash and state stay. */

@@ -13,6 +13,7 @@ import { OtadataBootControl } from "../../../modules/storage/otadata-boot.ts";
 import { nobleVerifier } from "../../../modules/verify/noble-signature.ts";
 import { startAgent, type Agent, type AgentApp, type AgentConfig, type AgentPorts } from "../../../modules/agent/index.ts";
 import { cloudPreset } from "../clouds.ts";
+import type { EnosCloudOptions } from "../../../modules/enos/preset.ts";
 import { call, pump } from "./bridge.ts";
 import { BridgedFlash } from "./flash.ts";
 import { BridgedHttp } from "./http.ts";
@@ -22,7 +23,7 @@ import { BridgedStateStore } from "./state-store.ts";
 import { bridgedDigests } from "./digest.ts";
 import { BridgedSystem } from "./system.ts";
 
-export type SimCloud = { kind: "aws" } | { kind: "enos"; productKey: string; deviceKey: string; fileBase?: string };
+export type SimCloud = { kind: "aws" } | ({ kind: "enos" } & EnosCloudOptions);
 
 /** How the device was provisioned; the host answers it at every boot. */
 export interface SimIdentity {

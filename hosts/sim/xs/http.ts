@@ -27,7 +27,9 @@ onEvent("http.data", (event, bytes) => {
 
 export class BridgedHttp implements Http {
   async request(request: HttpRequest): Promise<HttpResponse> {
-    const { json } = call("http.request", { request });
+    // A body travels as the call's bytes: JSON would spell a Uint8Array out as an object.
+    const { body, ...head } = request;
+    const { json } = body === undefined ? call("http.request", { request: head }) : call("http.request", { request: head, body: true }, body);
     const id = json.id as number;
     let closed = false;
     return {
