@@ -66,7 +66,7 @@ describe(`the esp32 host on XS, against Moddable stand-ins and the local cloud${
   let v102: string;
 
   beforeAll(async () => {
-    cloud = await startCloud({ dataDir: join(work, "cloud"), httpsPort: 0, controlPort: 0, mqttPort: 0 });
+    cloud = await startCloud({ dataDir: join(work, "cloud"), httpsPort: 0, controlPort: 0, mqttPort: 0, mqttsPort: 0 });
     const v100 = await firmware("passes", "1.0.0");
     v101 = await firmware("passes", "1.0.1");
     v102 = await firmware("fails", "1.0.2");
