@@ -24,6 +24,8 @@ export interface DeviceOptions {
   dir: string;
   thing: string;
   brokerUrl: string;
+  /** For an mqtts:// broker: the CA to trust and the thing's client certificate and key (PEM), for mutual TLS. */
+  mqttTls?: { ca: string; cert: string; key: string };
   /** Code-signing public keys (PEM) by certfile label. */
   keys: Record<string, string>;
   cloud?: SimCloud;
@@ -146,7 +148,7 @@ export class SimulatedDevice extends EventEmitter<{ event: [DeviceEvent] }> {
 
     let mqtt: NodeMqtt | undefined;
     try {
-      mqtt = await NodeMqtt.connect(this.o.brokerUrl, { clientId: this.o.thing, connectTimeout: 10_000 });
+      mqtt = await NodeMqtt.connect(this.o.brokerUrl, { clientId: this.o.thing, connectTimeout: 10_000, ...this.o.mqttTls });
     } catch (e) {
       // The firmware still runs; the session comes up later or never (its agent waits).
       this.#emit({ type: "log", level: "warn", message: `MQTT: ${e instanceof Error ? e.message : String(e)}` });
@@ -189,7 +191,7 @@ export class SimulatedDevice extends EventEmitter<{ event: [DeviceEvent] }> {
       await new Promise((r) => setTimeout(r, 2000));
       if (generation !== this.#generation || this.#stopped) return;
       try {
-        const mqtt = await NodeMqtt.connect(this.o.brokerUrl, { clientId: this.o.thing, connectTimeout: 10_000 });
+        const mqtt = await NodeMqtt.connect(this.o.brokerUrl, { clientId: this.o.thing, connectTimeout: 10_000, ...this.o.mqttTls });
         if (generation !== this.#generation || this.#stopped) return void (await mqtt.close());
         this.#mqtt = mqtt;
         bridge.attachMqtt(mqtt);

@@ -22,6 +22,8 @@ import { MiniDevice } from "../contract/boot-fixture.ts";
 export interface SimDeviceOptions {
   thing: string;
   brokerUrl: string;
+  /** For an mqtts:// broker: the CA and the thing's client certificate and key (PEM). */
+  tls?: { ca: string; cert: string; key: string };
   keys: Record<string, string>;
   /** Self-test result per firmware version (default: passes). */
   selfTest?: (version: string) => boolean | Promise<boolean>;
@@ -49,7 +51,7 @@ export class SimDevice {
 
   async start(): Promise<void> {
     this.boots++;
-    this.mqtt = await NodeMqtt.connect(this.o.brokerUrl, { clientId: `${this.o.thing}-${this.boots}` });
+    this.mqtt = await NodeMqtt.connect(this.o.brokerUrl, { clientId: `${this.o.thing}-${this.boots}`, ...this.o.tls });
     const system: System = {
       restart: () => void (this.#rebooting = this.reboot()),
       version: () => this.version,
