@@ -40,7 +40,7 @@ const commands: Record<string, { run: Command; usage: string }> = {
     ].join("\n"),
   },
   cloud: { run: (args, io) => cloudCommand(args, io), usage: "cloud [--data DIR] [--mqtt-port N | --broker URL] [--mqtts-port N] [--control-port N] [--https-port N]" },
-  thing: { run: thingCommand, usage: "thing create NAME [--data DIR] [--out DIR]" },
+  thing: { run: thingCommand, usage: "thing create NAME [--data DIR] [--out DIR] [--key-type ec|rsa]" },
   sim: {
     run: (args, io) => simCommand(args, io),
     usage: "sim [--thing T] [--count N] [--firmware FW.bin] [--key [LABEL=]PUB.pem] [--broker URL] [--ca CA.pem] [--cert CERT.pem --cert-key KEY.pem | --certs DIR] [--dir DIR] [--until VERSION]",

@@ -1,5 +1,5 @@
 /**
- * xs-ota thing create NAME [--data DIR] [--out DIR]
+ * xs-ota thing create NAME [--data DIR] [--out DIR] [--key-type ec|rsa]
  *
  * A device identity for the local cloud's MQTT over mutual TLS (cloud/server.ts, `urls.mqtts`):
  * a client certificate for thing NAME (CN = NAME, ECDSA P-256, one year) issued by the cloud's CA
@@ -7,14 +7,15 @@
  * ran), written as NAME.cert.pem and NAME.key.pem (mode 0600) into --out (default DIR/things).
  * A running cloud with the same DIR takes the certificate at once: it trusts that CA. Existing
  * files are never overwritten (exit 1); a name outside AWS IoT's rule, [a-zA-Z0-9:_-]{1,128}, is
- * refused (exit 2).
+ * refused (exit 2). `--key-type rsa` makes an RSA 2048 device key instead of ECDSA P-256: Moddable's
+ * TLS (the esp32 host) can sign its side of the handshake with an RSA key only.
  */
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Io } from "./main.ts";
 import { issueThingCertificate, makeLocalCa, thingNameProblem } from "../cloud/tls.ts";
 
-const USAGE = "usage: xs-ota thing create NAME [--data DIR] [--out DIR]";
+const USAGE = "usage: xs-ota thing create NAME [--data DIR] [--out DIR] [--key-type ec|rsa]";
 
 export async function thingCommand(args: string[], io: Io): Promise<number> {
   const [verb, ...rest] = args;
@@ -26,16 +27,22 @@ export async function thingCommand(args: string[], io: Io): Promise<number> {
   let name: string | undefined;
   let dataDir = ".xs-ota-cloud";
   let outDir: string | undefined;
+  let keyType: "ec" | "rsa" = "ec";
   for (let i = 0; i < rest.length; i++) {
     const a = rest[i] ?? "";
     const v = rest[i + 1];
-    if ((a === "--data" || a === "--out") && v !== undefined) {
+    if ((a === "--data" || a === "--out" || a === "--key-type") && v !== undefined) {
       if (a === "--data") dataDir = v;
-      else outDir = v;
+      else if (a === "--out") outDir = v;
+      else if (v === "ec" || v === "rsa") keyType = v;
+      else {
+        io.err(`xs-ota thing: --key-type takes ec or rsa, got ${v}`);
+        return 2;
+      }
       i++;
     } else if (!a.startsWith("--") && name === undefined) name = a;
     else {
-      io.err(`xs-ota thing: ${a === "--data" || a === "--out" ? `${a} needs a value` : `unexpected argument '${a}'`}`);
+      io.err(`xs-ota thing: ${a === "--data" || a === "--out" || a === "--key-type" ? `${a} needs a value` : `unexpected argument '${a}'`}`);
       io.err(USAGE);
       return 2;
     }
@@ -60,7 +67,7 @@ export async function thingCommand(args: string[], io: Io): Promise<number> {
   }
   try {
     const ca = await makeLocalCa(join(dataDir, "tls"));
-    const issued = await issueThingCertificate(ca, name);
+    const issued = await issueThingCertificate(ca, name, { keyType });
     mkdirSync(out, { recursive: true });
     // "wx": if another run wrote them meanwhile, fail rather than replace its key.
     writeFileSync(keyPath, issued.key, { mode: 0o600, flag: "wx" });

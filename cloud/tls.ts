@@ -176,19 +176,29 @@ export interface ThingCertificate {
   key: string;
 }
 
+export interface ThingCertificateOptions {
+  /**
+   * The device key: "ec" (default) ECDSA P-256; "rsa" RSA 2048, for TLS stacks that sign the
+   * handshake with RSA only, as Moddable's (its CertificateVerify is PKCS#1 v1.5 RSA, SDK 8.2.3).
+   */
+  keyType?: "ec" | "rsa";
+}
+
+const RSA_KEY = { name: "RSASSA-PKCS1-v1_5", modulusLength: 2048, publicExponent: new Uint8Array([1, 0, 1]), hash: "SHA-256" };
+
 /**
- * A client certificate for `thingName`, issued by `ca`: what the embedded broker's TLS listener
- * takes and reads the thing name from (its CN), as AWS IoT Core reads it from the certificate
- * registered to a thing. One year, as a device certificate is rotated well before AWS's own expire.
+ * A client certificate for `thingName`, issued by `ca` (signed ECDSA P-256 / SHA-256): what the
+ * embedded broker's TLS listener takes and reads the thing name from (its CN), as AWS IoT Core
+ * reads it from the certificate registered to a thing. One year: device certificates get rotated.
  */
-export async function issueThingCertificate(ca: LocalCa, thingName: string): Promise<ThingCertificate> {
+export async function issueThingCertificate(ca: LocalCa, thingName: string, options: ThingCertificateOptions = {}): Promise<ThingCertificate> {
   const problem = thingNameProblem(thingName);
   if (problem !== undefined) throw new OtaError("bad-argument", problem);
   x509.cryptoProvider.set(webcrypto);
   const subtle = webcrypto.subtle;
   const issuer = new x509.X509Certificate(ca.caCert);
   const caKey = await subtle.importKey("pkcs8", Buffer.from(createPrivateKey(ca.caKey).export({ type: "pkcs8", format: "der" })), ALGORITHM, false, ["sign"]);
-  const keys = await subtle.generateKey(ALGORITHM, true, ["sign", "verify"]);
+  const keys = await subtle.generateKey(options.keyType === "rsa" ? RSA_KEY : ALGORITHM, true, ["sign", "verify"]);
   // The CA's own key identifier, whichever way it was computed, so chain building matches it.
   const caKeyId = issuer.getExtension(x509.SubjectKeyIdentifierExtension)?.keyId;
   const now = Date.now();
