@@ -63,6 +63,7 @@ const boots = (events: Esp32DeviceEvent[]) => events.flatMap((e) => (e.type === 
 describe(`the esp32 host on XS, against Moddable stand-ins and the local cloud${MODDABLE_RUNNER ? " [moddable]" : ""}`, () => {
   const thing = "esp32-dev-1";
   let cloud: Cloud;
+  let v100: string;
   let v101: string;
   let v102: string;
 
@@ -72,7 +73,7 @@ describe(`the esp32 host on XS, against Moddable stand-ins and the local cloud${
     // only) in PKCS#1 PEM, which the host must turn into the PKCS#8 DER Moddable's TLS takes.
     const identity = await issueThingCertificate(await makeLocalCa(join(work, "cloud", "tls")), thing, { keyType: "rsa" });
     const deviceKey = createPrivateKey(identity.key).export({ type: "pkcs1", format: "pem" }).toString();
-    const v100 = await firmware("passes", "1.0.0");
+    v100 = await firmware("passes", "1.0.0");
     v101 = await firmware("passes", "1.0.1");
     v102 = await firmware("fails", "1.0.2");
     const dir = join(work, "device");
@@ -128,6 +129,32 @@ describe(`the esp32 host on XS, against Moddable stand-ins and the local cloud${
     expect(device.logs()).toContain("xs-ota error: sensor on I2C 0x44 does not answer");
     expect(device.version).toBe("1.0.1");
     expect(device.bootInfo()).toMatchObject({ running: "ota_1", next: "ota_1", state: "valid" });
+  }, 60_000);
+
+  it("a device provisioned with an EC key says why it cannot connect (Moddable's TLS signs with RSA only), and runs on", async () => {
+    const dir = join(work, "device-ec");
+    flashDevice(dir, new Uint8Array(readFileSync(v100)));
+    const identity = await issueThingCertificate(await makeLocalCa(join(work, "cloud", "tls")), "esp32-ec");
+    const ec = new Esp32TestDevice({
+      dir,
+      thing: "esp32-ec",
+      brokerUrl: cloud.urls.mqtts ?? "",
+      keys: { [SIGNER_LABEL]: signerPem },
+      ca: cloud.caCert,
+      mqtt: { host: "127.0.0.1", port: Number(new URL(cloud.urls.mqtts ?? "").port), tls: { ca: cloud.caCert, certificate: identity.cert, privateKey: identity.key } },
+      binary: MODDABLE_RUNNER,
+    });
+    try {
+      await ec.start();
+      const said = () => ec.logs().some((l) => l.startsWith("xs-ota warn: MQTT the device key is an EC key; Moddable's TLS signs the handshake with RSA keys only"));
+      const start = Date.now();
+      while (!said() && Date.now() - start < 20_000) await new Promise((r) => setTimeout(r, 20));
+      expect(said(), ec.logs().join("\n")).toBe(true);
+      expect(ec.logs()).toContain("xs-ota info: app 1.0.0 running on ota_0");
+      expect(cloud.jobs.log.some((l) => l.thing === "esp32-ec")).toBe(false);
+    } finally {
+      await ec.stop();
+    }
   }, 60_000);
 
   it("kept its records in Preference as NVS allows: two copies and a pointer per key, domains and keys of at most 15 characters", async () => {
