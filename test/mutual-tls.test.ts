@@ -171,6 +171,17 @@ describe("xs-ota thing create", () => {
     expect(readFileSync(join(out, "tls-out.key.pem"), "utf8")).toBe(before);
   });
 
+  it("--key-type rsa: an RSA 2048 device key (for Moddable's TLS), which the listener takes too", async () => {
+    const out = join(root, "rsa");
+    expect((await runCliLines(["thing", "create", "tls-rsa", "--data", dataDir, "--out", out, "--key-type", "rsa"])).code).toBe(0);
+    const key = readFileSync(join(out, "tls-rsa.key.pem"), "utf8");
+    expect(createPrivateKey(key).asymmetricKeyDetails).toMatchObject({ modulusLength: 2048 });
+    const client = await tlsClient("rsa-client", { cert: readFileSync(join(out, "tls-rsa.cert.pem"), "utf8"), key });
+    expect(await grants(client, ["$aws/things/tls-rsa/jobs/notify-next"])).toEqual([1]);
+    const bad = await runCliLines(["thing", "create", "tls-rsa2", "--data", dataDir, "--key-type", "dsa"]);
+    expect([bad.code, bad.err]).toEqual([2, ["xs-ota thing: --key-type takes ec or rsa, got dsa"]]);
+  });
+
   it.each([["bad/name"], ["x".repeat(129)], ["sp ace"]])("refuses the thing name %s (one line, exit 2)", async (name) => {
     const r = await runCliLines(["thing", "create", name, "--data", dataDir, "--out", join(root, "bad")]);
     expect(r.code).toBe(2);
