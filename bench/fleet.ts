@@ -32,7 +32,7 @@ const v100 = await image("1.0.0");
 const v101 = await image("1.0.1");
 const keys = writeSigningKeys(join(work, "keys"));
 
-const cloud = await startCloud({ dataDir: join(work, "cloud"), mqttPort: 0, httpsPort: 0, controlPort: 0 });
+const cloud = await startCloud({ dataDir: join(work, "cloud"), mqttPort: 0, mqttsPort: 0, httpsPort: 0, controlPort: 0 });
 const things = Array.from({ length: count }, (_, i) => `fleet-${i + 1}`);
 const lines: string[] = [];
 const io = { out: (l: string) => lines.push(l), err: (l: string) => lines.push(l) };

@@ -44,7 +44,7 @@ async function image(version: string, bytes: number): Promise<string> {
   return out;
 }
 const { privatePath: keyPath, publicPem } = writeSigningKeys(join(work, "keys"));
-const cloud = await startCloud({ dataDir: join(work, "cloud"), mqttPort: 0, httpsPort: 0, controlPort: 0 });
+const cloud = await startCloud({ dataDir: join(work, "cloud"), mqttPort: 0, mqttsPort: 0, httpsPort: 0, controlPort: 0 });
 const factory = await image("1.0.0", 64 * KB);
 
 interface Run {

@@ -1,5 +1,5 @@
 /**
- * xs-ota cloud [--data DIR] [--mqtt-port N | --broker URL] [--control-port N] [--https-port N]
+ * xs-ota cloud [--data DIR] [--mqtt-port N | --broker URL] [--mqtts-port N] [--control-port N] [--https-port N]
  *
  * Runs the local cloud (cloud/server.ts): broker, AWS Jobs + streams, HTTPS files, EnOS, and the
  * control API that `xs-ota job create|list|describe` talks to. Runs until SIGINT/SIGTERM.
@@ -10,12 +10,15 @@
  * or not); on an external broker a device gets answers only on topics it subscribed to, which
  * AWS's own C OTA agent does not do. `--https-port 443` gives presigned URLs without a port, as
  * S3's are (binding 443 needs root or CAP_NET_BIND_SERVICE).
+ * The embedded broker also takes MQTT over mutual TLS on --mqtts-port (default 8883, as AWS IoT
+ * Core): devices present a thing certificate from `xs-ota thing create` (same --data) and may use
+ * only their own thing's `$aws/things/<thing>/...` topics; `--broker` has no such listener.
  */
 import type { Io } from "./main.ts";
 import { waitForSignal } from "./signals.ts";
-import { startCloud, DEFAULT_CONTROL_PORT, DEFAULT_HTTPS_PORT, DEFAULT_MQTT_PORT, type Cloud } from "../cloud/server.ts";
+import { startCloud, DEFAULT_CONTROL_PORT, DEFAULT_HTTPS_PORT, DEFAULT_MQTT_PORT, DEFAULT_MQTTS_PORT, type Cloud } from "../cloud/server.ts";
 
-const USAGE = "usage: xs-ota cloud [--data DIR] [--mqtt-port N | --broker URL] [--control-port N] [--https-port N]";
+const USAGE = "usage: xs-ota cloud [--data DIR] [--mqtt-port N | --broker URL] [--mqtts-port N] [--control-port N] [--https-port N]";
 
 export interface CloudCommandHooks {
   /** Resolves when the cloud should stop; default SIGINT or SIGTERM. */
@@ -25,8 +28,13 @@ export interface CloudCommandHooks {
 export async function cloudCommand(args: string[], io: Io, hooks: CloudCommandHooks = {}): Promise<number> {
   let dataDir = ".xs-ota-cloud";
   let brokerUrl: string | undefined;
-  let mqttPortGiven = false;
-  const ports: Record<string, number> = { "mqtt-port": DEFAULT_MQTT_PORT, "control-port": DEFAULT_CONTROL_PORT, "https-port": DEFAULT_HTTPS_PORT };
+  const embeddedOnly = new Set<string>();
+  const ports: Record<string, number> = {
+    "mqtt-port": DEFAULT_MQTT_PORT,
+    "mqtts-port": DEFAULT_MQTTS_PORT,
+    "control-port": DEFAULT_CONTROL_PORT,
+    "https-port": DEFAULT_HTTPS_PORT,
+  };
   for (let i = 0; i < args.length; i++) {
     const a = args[i] ?? "";
     const v = args[i + 1];
@@ -43,7 +51,7 @@ export async function cloudCommand(args: string[], io: Io, hooks: CloudCommandHo
         return 2;
       }
       ports[a.slice(2)] = n;
-      if (a === "--mqtt-port") mqttPortGiven = true;
+      if (a === "--mqtt-port" || a === "--mqtts-port") embeddedOnly.add(a);
       i++;
     } else {
       io.err(`xs-ota cloud: ${a === "--data" || a === "--broker" || Object.hasOwn(ports, a.slice(2)) ? `${a} needs a value` : `unexpected argument '${a}'`}`);
@@ -51,8 +59,9 @@ export async function cloudCommand(args: string[], io: Io, hooks: CloudCommandHo
       return 2;
     }
   }
-  if (brokerUrl !== undefined && mqttPortGiven) {
-    io.err("xs-ota cloud: --broker and --mqtt-port exclude each other (--mqtt-port is the embedded broker's port)");
+  if (brokerUrl !== undefined && embeddedOnly.size > 0) {
+    const flag = [...embeddedOnly][0] ?? "--mqtt-port";
+    io.err(`xs-ota cloud: --broker and ${flag} exclude each other (${flag} is the embedded broker's port)`);
     io.err(USAGE);
     return 2;
   }
@@ -61,7 +70,7 @@ export async function cloudCommand(args: string[], io: Io, hooks: CloudCommandHo
     io.err(USAGE);
     return 2;
   }
-  const broker = brokerUrl !== undefined ? { brokerUrl } : { mqttPort: ports["mqtt-port"] };
+  const broker = brokerUrl !== undefined ? { brokerUrl } : { mqttPort: ports["mqtt-port"], mqttsPort: ports["mqtts-port"] };
   let cloud: Cloud;
   try {
     cloud = await startCloud({ dataDir, ...broker, controlPort: ports["control-port"], httpsPort: ports["https-port"] });
@@ -70,6 +79,7 @@ export async function cloudCommand(args: string[], io: Io, hooks: CloudCommandHo
     return 1;
   }
   io.out(`mqtt     ${cloud.urls.mqtt}${brokerUrl !== undefined ? "  (external broker: devices must subscribe to the answer topics)" : ""}`);
+  if (cloud.urls.mqtts !== undefined) io.out(`mqtts    ${cloud.urls.mqtts}  (mutual TLS: thing certificates from xs-ota thing create)`);
   io.out(`https    ${cloud.urls.https}  (CA: ${cloud.caPath})`);
   io.out(`http     ${cloud.urls.http}  (EnOS files)`);
   io.out(`control  ${cloud.urls.control}`);

@@ -85,7 +85,7 @@ export async function demoCommand(args: string[], io: Io, hooks: DemoHooks = {})
     const { privatePath: keyPath, publicPem } = writeSigningKeys(join(work, "keys"));
     io.out(`> signing key: a fresh ECDSA P-256 key (${keyPath}); the device trusts its public half as '${SIGNER_LABEL}'`);
 
-    cloud = await startCloud({ dataDir: join(work, "cloud"), httpsPort: 0, controlPort: 0, httpPort: 0, ...(broker ? { brokerUrl: broker } : { mqttPort: 0 }) });
+    cloud = await startCloud({ dataDir: join(work, "cloud"), httpsPort: 0, controlPort: 0, httpPort: 0, ...(broker ? { brokerUrl: broker } : { mqttPort: 0, mqttsPort: 0 }) });
     io.out(`> local cloud: AWS IoT Jobs and file streams on ${cloud.urls.mqtt}${broker ? " (your broker)" : " (embedded broker)"}, presigned files on ${cloud.urls.https}`);
 
     flashDevice(join(work, "devices", THING), new Uint8Array(readFileSync(v100.path)));

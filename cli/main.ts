@@ -9,6 +9,7 @@ import { fetchCommand } from "./fetch.ts";
 import { jobCommand } from "./job.ts";
 import { imageCommand } from "./image.ts";
 import { cloudCommand } from "./cloud.ts";
+import { thingCommand } from "./thing.ts";
 import { simCommand } from "./sim.ts";
 import { bundleCommand } from "./bundle.ts";
 import { demoCommand } from "./demo.ts";
@@ -39,10 +40,11 @@ const commands: Record<string, { run: Command; usage: string }> = {
       "job list [--control URL] | job describe ID [--control URL]",
     ].join("\n"),
   },
-  cloud: { run: (args, io) => cloudCommand(args, io), usage: "cloud [--data DIR] [--mqtt-port N | --broker URL] [--control-port N] [--https-port N]" },
+  cloud: { run: (args, io) => cloudCommand(args, io), usage: "cloud [--data DIR] [--mqtt-port N | --broker URL] [--mqtts-port N] [--control-port N] [--https-port N]" },
+  thing: { run: thingCommand, usage: "thing create NAME [--data DIR] [--out DIR] [--key-type ec|rsa]" },
   sim: {
     run: (args, io) => simCommand(args, io),
-    usage: "sim [--thing T] [--count N] [--firmware FW.bin] [--key [LABEL=]PUB.pem] [--broker URL] [--ca CA.pem] [--dir DIR] [--until VERSION]",
+    usage: "sim [--thing T] [--count N] [--firmware FW.bin] [--key [LABEL=]PUB.pem] [--broker URL] [--ca CA.pem] [--cert CERT.pem --cert-key KEY.pem | --certs DIR] [--dir DIR] [--until VERSION]",
   },
   enos: { run: enosCommand, usage: "enos register --device DK [--product PK] [--secret S] [--product-secret S] [--control URL]" },
   demo: { run: (args, io) => demoCommand(args, io), usage: "demo [--dir DIR] [--broker URL]" },

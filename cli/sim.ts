@@ -1,7 +1,8 @@
 /**
  * xs-ota sim [--thing T] [--count N] [--firmware FW.bin] [--key [LABEL=]PUB.pem]... [--allow-unsigned]
- *            [--broker URL] [--ca CA.pem] [--dir DIR] [--cloud aws|enos] [--product PK] [--file-base URL]
- *            [--file-service URL] [--device-secret S | --product-secret S] [--until VERSION]
+ *            [--broker URL] [--ca CA.pem] [--cert CERT.pem --cert-key KEY.pem | --certs DIR] [--dir DIR]
+ *            [--cloud aws|enos] [--product PK] [--file-base URL] [--file-service URL]
+ *            [--device-secret S | --product-secret S] [--until VERSION]
  *
  * Simulated ESP32s on the desktop (hosts/sim/device.ts): each has a flash file with the 4 MB
  * partition table and runs the firmware in its booted slot on the XS engine. `--firmware`
@@ -14,7 +15,16 @@
  * through its download after a login (the device secret; `xs-ota enos register` prints it).
  * Runs until SIGINT/SIGTERM, or with `--until VERSION` until every device runs VERSION
  * confirmed and has reported the outcome (exit 0), or one cannot boot (exit 1).
+ *
+ * Mutual TLS (an mqtts:// --broker, e.g. `xs-ota cloud`'s mqtts URL): each device presents its
+ * thing's certificate, made by `xs-ota thing create`. `--cert/--cert-key` give one device's pair
+ * (no --count); `--certs DIR` gives every device its own, DIR/<thing>.cert.pem and
+ * DIR/<thing>.key.pem, as `thing create` names them (its default DIR is .xs-ota-cloud/things). A
+ * certificate must name the device's thing (CN), since the cloud lets a thing use its own topics
+ * only. The broker is trusted through --ca (default .xs-ota-cloud/tls/ca.pem), which is also the
+ * CA of the HTTPS downloads.
  */
+import { X509Certificate } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Io } from "./main.ts";
@@ -26,8 +36,9 @@ import { SIGNER_LABEL, DEFAULT_MQTT_PORT } from "../cloud/server.ts";
 
 const USAGE = [
   "usage: xs-ota sim [--thing T] [--count N] [--firmware FW.bin] [--key [LABEL=]PUB.pem]... [--allow-unsigned]",
-  "                  [--broker URL] [--ca CA.pem] [--dir DIR] [--cloud aws|enos] [--product PK] [--file-base URL]",
-  "                  [--file-service URL] [--device-secret S | --product-secret S] [--until VERSION]",
+  "                  [--broker URL] [--ca CA.pem] [--cert CERT.pem --cert-key KEY.pem | --certs DIR] [--dir DIR]",
+  "                  [--cloud aws|enos] [--product PK] [--file-base URL] [--file-service URL]",
+  "                  [--device-secret S | --product-secret S] [--until VERSION]",
 ];
 const DEFAULT_CA = ".xs-ota-cloud/tls/ca.pem";
 const MAX_COUNT = 200;
@@ -40,6 +51,11 @@ export interface SimOptions {
   allowUnsigned: boolean;
   broker: string;
   ca?: string;
+  /** One device's client certificate and key (paths). */
+  cert?: string;
+  certKey?: string;
+  /** A folder of <thing>.cert.pem / <thing>.key.pem. */
+  certs?: string;
   dir: string;
   cloud: "aws" | "enos";
   product: string;
@@ -82,6 +98,9 @@ function parse(args: string[]): SimOptions | string {
       }
     } else if (a === "--broker") o.broker = v;
     else if (a === "--ca") o.ca = v;
+    else if (a === "--cert") o.cert = v;
+    else if (a === "--cert-key") o.certKey = v;
+    else if (a === "--certs") o.certs = v;
     else if (a === "--dir") o.dir = v;
     else if (a === "--cloud") {
       if (v !== "aws" && v !== "enos") return `--cloud takes aws or enos, got ${v}`;
@@ -95,12 +114,28 @@ function parse(args: string[]): SimOptions | string {
     else return `unknown option ${a}`;
   }
   if (Object.keys(o.keys).length === 0 && !o.allowUnsigned) return "give the code-signing public key (--key PUB.pem), or --allow-unsigned for a development device";
+  if ((o.cert === undefined) !== (o.certKey === undefined)) return "--cert and --cert-key go together";
+  if (o.cert !== undefined && o.certs !== undefined) return "give --cert/--cert-key (one device) or --certs DIR, not both";
+  if (o.cert !== undefined && o.count > 1) return "--cert is one thing's certificate; with --count use --certs DIR";
+  if ((o.cert !== undefined || o.certs !== undefined) && !o.broker.startsWith("mqtts://")) return `client certificates are for an mqtts:// --broker, got ${o.broker}`;
   if (!/^[a-zA-Z0-9:_-]*$/.test(o.thing)) return `thing name '${o.thing}': letters, digits, ':', '_' and '-' only`;
   return o;
 }
 
 function definedOnly<T extends Record<string, string | undefined>>(o: T): Partial<Record<keyof T, string>> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<Record<keyof T, string>>;
+}
+
+/** The thing's client certificate and key, read and checked against its name. */
+function thingTls(o: SimOptions, thing: string, ca: string | undefined): { ca: string; cert: string; key: string } | undefined {
+  const [certPath, keyPath] = o.certs !== undefined ? [join(o.certs, `${thing}.cert.pem`), join(o.certs, `${thing}.key.pem`)] : [o.cert, o.certKey];
+  if (certPath === undefined || keyPath === undefined) return undefined;
+  if (ca === undefined) throw new Error("an mqtts:// broker needs the CA to trust: give --ca CA.pem (xs-ota cloud's tls/ca.pem)");
+  const cert = readFileSync(certPath, "utf8");
+  const key = readFileSync(keyPath, "utf8");
+  const cn = /(?:^|\n)CN=([^\n]*)/.exec(new X509Certificate(cert).subject)?.[1];
+  if (cn !== thing) throw new Error(`${certPath} is thing ${cn ?? "(no CN)"}'s certificate, not ${thing}'s (the cloud lets a thing use its own topics only)`);
+  return { ca, cert, key };
 }
 
 function describeEvent(e: DeviceEvent): string {
@@ -127,8 +162,13 @@ export async function simCommand(args: string[], io: Io, hooks: SimCommandHooks 
   const things = o.count > 1 ? Array.from({ length: o.count }, (_, i) => `${base}-${i + 1}`) : [base];
   const caPath = o.ca ?? (existsSync(DEFAULT_CA) ? DEFAULT_CA : undefined);
   let ca: string | undefined;
+  const tls = new Map<string, { ca: string; cert: string; key: string }>();
   try {
     ca = caPath === undefined ? undefined : readFileSync(caPath, "utf8");
+    for (const thing of things) {
+      const pair = thingTls(o, thing, ca);
+      if (pair !== undefined) tls.set(thing, pair);
+    }
     if (o.firmware !== undefined) {
       const image = new Uint8Array(readFileSync(o.firmware));
       for (const thing of things) flashDevice(join(o.dir, thing), image);
@@ -142,7 +182,8 @@ export async function simCommand(args: string[], io: Io, hooks: SimCommandHooks 
   const devices = things.map((thing) => {
     const enos = { fileBase: o.fileBase, fileService: o.fileService, deviceSecret: o.deviceSecret, productSecret: o.productSecret };
     const cloud: SimCloud = o.cloud === "enos" ? { kind: "enos", productKey: o.product, deviceKey: thing, ...definedOnly(enos) } : { kind: "aws" };
-    return new SimulatedDevice({ dir: join(o.dir, thing), thing, brokerUrl: o.broker, keys: o.keys, cloud, config: { ...(ca ? { ca } : {}), allowUnsigned: o.allowUnsigned } });
+    const mqttTls = tls.get(thing);
+    return new SimulatedDevice({ dir: join(o.dir, thing), thing, brokerUrl: o.broker, ...(mqttTls ? { mqttTls } : {}), keys: o.keys, cloud, config: { ...(ca ? { ca } : {}), allowUnsigned: o.allowUnsigned } });
   });
   const started = performance.now();
   const firstVersion = new Map<string, string>();

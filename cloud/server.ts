@@ -44,6 +44,15 @@
  * reached (bounded wait) or refuses a subscription; later drops are reconnected. The services
  * subscribe to `$aws/things/+/...` and `/sys/+/+/ota/...` for every thing, so one cloud per broker
  * (or per broker namespace) is assumed, and the broker's ACL must let this client use those topics.
+ *
+ * Mutual TLS, as AWS IoT Core on 8883: the embedded broker also listens on 127.0.0.1:`mqttsPort`
+ * (`urls.mqtts`, mqtts://127.0.0.1:<port>) with the local CA's server certificate (SAN localhost,
+ * 127.0.0.1). A client must present a certificate the local CA issued (`xs-ota thing create`,
+ * cloud/tls.ts issueThingCertificate), and its CN is its thing name: the thing policy
+ * (cloud/thing-policy.ts) keeps it to `$aws/things/<that name>/...` (plus any topic outside
+ * `$aws/things/`). Clients of the plain listener are not restricted. With `brokerUrl` there is no
+ * TLS listener of the cloud's own and `urls.mqtts` is absent: the external broker's TLS, if any,
+ * is its own configuration.
  * There the answers are ordinary messages: a device gets them only if it subscribed to the
  * `/accepted`, `/rejected` and `data` topics (this repository's agent does; AWS's C OTA agent,
  * which expects AWS's reserved-topic delivery, does not) and every subscriber sees them.
@@ -62,10 +71,13 @@ import { FileService } from "./files.ts";
 import { EnosService, type EnosFileEndpoint } from "./enos.ts";
 import { EnosIdentities, type EnosDeviceIdentity } from "./enos-auth.ts";
 import { makeLocalCa } from "./tls.ts";
+import { thingPolicy } from "./thing-policy.ts";
 import { documentFieldProblem, jobDocument, presignedPlaceholder } from "./job-documents.ts";
 import { parseImagePrefix } from "../modules/storage/esp-image.ts";
 
 export const DEFAULT_MQTT_PORT = 1883;
+/** AWS IoT Core's port for MQTT over mutual TLS. */
+export const DEFAULT_MQTTS_PORT = 8883;
 export const DEFAULT_CONTROL_PORT = 8180;
 export const DEFAULT_HTTPS_PORT = 8443;
 /** The certfile label in documents: what a device's key store must hold the public key under. */
@@ -78,6 +90,8 @@ export interface CloudOptions {
   dataDir: string;
   /** The embedded broker's port: default 1883; 0: any free port. Not with `brokerUrl`. */
   mqttPort?: number;
+  /** The embedded broker's mutual-TLS port: default 8883; 0: any free port. Not with `brokerUrl`. */
+  mqttsPort?: number;
   /** HTTPS file server; default 8443; 0: any; 443: presigned URLs without a port, as S3's. */
   httpsPort?: number;
   /** EnOS plain-HTTP file endpoint; default any free port. */
@@ -89,7 +103,8 @@ export interface CloudOptions {
 }
 
 export interface Cloud {
-  urls: { mqtt: string; https: string; http: string; control: string };
+  /** `mqtts`: the embedded broker's mutual-TLS listener; absent with `brokerUrl`. */
+  urls: { mqtt: string; mqtts?: string; https: string; http: string; control: string };
   /** The CA certificate (PEM) devices trust for the HTTPS file server. */
   caCert: string;
   caPath: string;
@@ -194,6 +209,7 @@ function firmwareVersion(bytes: Uint8Array): string {
 
 export async function startCloud(options: CloudOptions): Promise<Cloud> {
   if (options.brokerUrl !== undefined && options.mqttPort !== undefined) throw new Error("mqttPort is the embedded broker's port: give either brokerUrl or mqttPort");
+  if (options.brokerUrl !== undefined && options.mqttsPort !== undefined) throw new Error("mqttsPort is the embedded broker's TLS port: give either brokerUrl or mqttsPort");
   const dataDir = options.dataDir;
   const filesDir = join(dataDir, "files");
   mkdirSync(filesDir, { recursive: true });
@@ -209,6 +225,7 @@ export async function startCloud(options: CloudOptions): Promise<Cloud> {
   try {
     let broker: StreamBroker;
     let mqttUrl: string;
+    let mqttsUrl: string | undefined;
     let client: BrokerClient | undefined;
     let refusals: readonly string[] = [];
     if (options.brokerUrl !== undefined) {
@@ -218,10 +235,15 @@ export async function startCloud(options: CloudOptions): Promise<Cloud> {
       broker = client;
       mqttUrl = options.brokerUrl;
     } else {
-      const embedded = await startEmbeddedBroker({ port: options.mqttPort ?? DEFAULT_MQTT_PORT, guards: [identities.guard()] });
+      const embedded = await startEmbeddedBroker({
+        port: options.mqttPort ?? DEFAULT_MQTT_PORT,
+        tls: { port: options.mqttsPort ?? DEFAULT_MQTTS_PORT, ca: ca.caCert, cert: ca.serverCert, key: ca.serverKey },
+        guards: [thingPolicy(), identities.guard()],
+      });
       cleanups.push(() => embedded.close());
       broker = embedded.broker;
       mqttUrl = embedded.url;
+      mqttsUrl = embedded.mqttsUrl;
       refusals = embedded.refusals;
     }
 
@@ -402,7 +424,7 @@ export async function startCloud(options: CloudOptions): Promise<Cloud> {
 
     let closing: Promise<void> | undefined;
     return {
-      urls: { mqtt: mqttUrl, https: httpsOrigin, http: enosFiles.origin, control: `http://127.0.0.1:${controlPort}` },
+      urls: { mqtt: mqttUrl, ...(mqttsUrl !== undefined ? { mqtts: mqttsUrl } : {}), https: httpsOrigin, http: enosFiles.origin, control: `http://127.0.0.1:${controlPort}` },
       caCert: ca.caCert,
       caPath,
       jobs,

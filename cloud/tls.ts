@@ -11,11 +11,16 @@
  * atomically: temporary file + rename, keys mode 0600) and reused by later calls, also from other
  * processes (they are read again on every call), as long as they parse, the server certificate was issued by the CA and both are
  * valid for at least another day; otherwise a new CA is made and replaces them.
+ *
+ * `issueThingCertificate` makes a device's client certificate for mutual TLS (CN = thing name,
+ * clientAuth), signed by that CA: what `xs-ota thing create` writes and the broker's TLS
+ * listener (cloud/embedded-broker.ts) verifies.
  */
 import { X509Certificate, createPrivateKey, randomBytes, webcrypto } from "node:crypto";
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import * as x509 from "@peculiar/x509";
+import { OtaError } from "../modules/errors.ts";
 
 export interface LocalCa {
   /** The CA certificate (PEM): what a client trusts. */
@@ -151,4 +156,68 @@ function save(dir: string, ca: LocalCa): void {
     writeFileSync(temp, ca[field], { mode: name.endsWith(".key") ? 0o600 : 0o644 });
     renameSync(temp, target);
   }
+}
+
+/** AWS IoT's rule for thing names. */
+const THING_NAME = /^[a-zA-Z0-9:_-]{1,128}$/;
+
+/** Why `name` cannot be a thing name, or undefined when it can. */
+export function thingNameProblem(name: string): string | undefined {
+  if (THING_NAME.test(name)) return undefined;
+  const shown = JSON.stringify(name.length > 40 ? `${name.slice(0, 40)}...` : name);
+  if (name.length === 0 || name.length > 128) return `thing name ${shown}: 1 to 128 characters, got ${name.length}`;
+  return `thing name ${shown}: letters, digits, ':', '_' and '-' only (AWS IoT's rule)`;
+}
+
+export interface ThingCertificate {
+  /** The device certificate (PEM), CN = the thing name, issued by the CA. */
+  cert: string;
+  /** Its private key (PKCS#8 PEM). */
+  key: string;
+}
+
+export interface ThingCertificateOptions {
+  /**
+   * The device key: "ec" (default) ECDSA P-256; "rsa" RSA 2048, for TLS stacks that sign the
+   * handshake with RSA only, as Moddable's (its CertificateVerify is PKCS#1 v1.5 RSA, SDK 8.2.3).
+   */
+  keyType?: "ec" | "rsa";
+}
+
+const RSA_KEY = { name: "RSASSA-PKCS1-v1_5", modulusLength: 2048, publicExponent: new Uint8Array([1, 0, 1]), hash: "SHA-256" };
+
+/**
+ * A client certificate for `thingName`, issued by `ca` (signed ECDSA P-256 / SHA-256): what the
+ * embedded broker's TLS listener takes and reads the thing name from (its CN), as AWS IoT Core
+ * reads it from the certificate registered to a thing. One year: device certificates get rotated.
+ */
+export async function issueThingCertificate(ca: LocalCa, thingName: string, options: ThingCertificateOptions = {}): Promise<ThingCertificate> {
+  const problem = thingNameProblem(thingName);
+  if (problem !== undefined) throw new OtaError("bad-argument", problem);
+  x509.cryptoProvider.set(webcrypto);
+  const subtle = webcrypto.subtle;
+  const issuer = new x509.X509Certificate(ca.caCert);
+  const caKey = await subtle.importKey("pkcs8", Buffer.from(createPrivateKey(ca.caKey).export({ type: "pkcs8", format: "der" })), ALGORITHM, false, ["sign"]);
+  const keys = await subtle.generateKey(options.keyType === "rsa" ? RSA_KEY : ALGORITHM, true, ["sign", "verify"]);
+  // The CA's own key identifier, whichever way it was computed, so chain building matches it.
+  const caKeyId = issuer.getExtension(x509.SubjectKeyIdentifierExtension)?.keyId;
+  const now = Date.now();
+  const cert = await x509.X509CertificateGenerator.create({
+    serialNumber: serial(),
+    subject: new x509.Name([{ "2.5.4.3": [thingName] }]),
+    issuer: issuer.subject,
+    publicKey: keys.publicKey,
+    signingKey: caKey,
+    signingAlgorithm: ALGORITHM,
+    notBefore: new Date(now - 3600 * 1000),
+    notAfter: new Date(now + 365 * DAY),
+    extensions: [
+      new x509.BasicConstraintsExtension(false, undefined, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
+      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth]),
+      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
+      caKeyId !== undefined ? new x509.AuthorityKeyIdentifierExtension(caKeyId) : await x509.AuthorityKeyIdentifierExtension.create(issuer.publicKey),
+    ],
+  });
+  return { cert: cert.toString("pem") + "\n", key: pem("PRIVATE KEY", await subtle.exportKey("pkcs8", keys.privateKey)) };
 }

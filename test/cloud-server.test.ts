@@ -34,7 +34,7 @@ async function run(args: string[]): Promise<{ code: number; out: string; err: st
   return runCli(args);
 }
 
-const start = () => startCloud({ dataDir, mqttPort: 0, httpsPort: 0, httpPort: 0, controlPort: 0 });
+const start = () => startCloud({ dataDir, mqttPort: 0, mqttsPort: 0, httpsPort: 0, httpPort: 0, controlPort: 0 });
 
 beforeAll(async () => {
   writeFileSync(firmware, appImage("1.0.1", 20000));
@@ -145,7 +145,7 @@ describe("xs-ota cloud + job create/list/describe", () => {
     const out: string[] = [];
     const io: Io = { out: (l) => out.push(l), err: (l) => out.push(l) };
     let seen: Cloud | undefined;
-    const code = await cloudCommand(["--data", join(root, "cli-data"), "--mqtt-port", "0", "--control-port", "0", "--https-port", "0"], io, {
+    const code = await cloudCommand(["--data", join(root, "cli-data"), "--mqtt-port", "0", "--mqtts-port", "0", "--control-port", "0", "--https-port", "0"], io, {
       stopped: async (c) => {
         seen = c;
         const res = await run(["job", "list", "--control", c.urls.control]);
@@ -154,6 +154,7 @@ describe("xs-ota cloud + job create/list/describe", () => {
     });
     expect(code).toBe(0);
     expect(out.join("\n")).toContain(`control  ${seen?.urls.control ?? "?"}`);
+    expect(out).toContain(`mqtts    ${seen?.urls.mqtts ?? "?"}  (mutual TLS: thing certificates from xs-ota thing create)`);
     expect(out.join("\n")).toContain(join(root, "cli-data", "tls", "ca.pem"));
     expect(out.at(-1)).toBe("cloud stopped");
   });
@@ -242,6 +243,7 @@ describe("the cloud on an external broker (brokerUrl, xs-ota cloud --broker)", (
       ["--broker", "mqtt://127.0.0.1:1883", "--mqtt-port", "0"],
       ["--mqtt-port", "0", "--broker", "mqtt://127.0.0.1:1883"],
       ["--broker", "127.0.0.1:1883"],
+      ["--broker", "mqtt://127.0.0.1:1883", "--mqtts-port", "0"],
     ]) {
       const out: string[] = [];
       const io: Io = { out: (l) => out.push(l), err: (l) => out.push(l) };

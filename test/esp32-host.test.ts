@@ -5,10 +5,13 @@
  * the ECMA-419 HTTP and MQTT clients, System.restart), runs whole updates against the local
  * cloud: HTTPS download, signature, select, restart through the simulated ESP-IDF bootloader,
  * self-test, confirm; and a release whose self-test fails rolls back to the previous slot.
+ * MQTT runs over the cloud's mutual-TLS listener: the session is made with the DER the host put
+ * in its TLS socket's `secure` dictionary (test/moddable/device.ts), so the broker's handshake
+ * checks the client certificate and key the host provisioned.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { spawnSync } from "node:child_process";
-import { generateKeyPairSync } from "node:crypto";
+import { createPrivateKey, generateKeyPairSync } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -17,6 +20,7 @@ import { bundleForXs } from "../hosts/sim/bundle.ts";
 import { flashDevice, sha256 } from "../hosts/sim/board.ts";
 import { packImage } from "../modules/storage/esp-image.ts";
 import { startCloud, SIGNER_LABEL, type Cloud } from "../cloud/server.ts";
+import { issueThingCertificate, makeLocalCa } from "../cloud/tls.ts";
 import { MODDABLE_FAKES, MODDABLE_GLOBALS, PREFERENCE_WITH_CUTS } from "./moddable/aliases.ts";
 import { XsWorker } from "../hosts/sim/xsnap.ts";
 import { Esp32TestDevice, type Esp32DeviceEvent } from "./moddable/device.ts";
@@ -29,9 +33,6 @@ const signing = generateKeyPairSync("ec", { namedCurve: "P-256" });
 const keyPath = join(work, "signing-key.pem");
 writeFileSync(keyPath, signing.privateKey.export({ type: "pkcs8", format: "pem" }));
 const signerPem = signing.publicKey.export({ type: "spki", format: "pem" }).toString();
-// The device's MQTT identity as AWS hands it out: an RSA key in PKCS#1 PEM, which the host must
-// turn into the PKCS#8 DER Moddable's TLS takes.
-const deviceKey = generateKeyPairSync("rsa", { modulusLength: 2048 }).privateKey.export({ type: "pkcs1", format: "pem" }).toString();
 
 /**
  * A firmware image whose payload starts the app. On the device-faithful engine the payload is the
@@ -62,12 +63,17 @@ const boots = (events: Esp32DeviceEvent[]) => events.flatMap((e) => (e.type === 
 describe(`the esp32 host on XS, against Moddable stand-ins and the local cloud${MODDABLE_RUNNER ? " [moddable]" : ""}`, () => {
   const thing = "esp32-dev-1";
   let cloud: Cloud;
+  let v100: string;
   let v101: string;
   let v102: string;
 
   beforeAll(async () => {
-    cloud = await startCloud({ dataDir: join(work, "cloud"), httpsPort: 0, controlPort: 0, mqttPort: 0 });
-    const v100 = await firmware("passes", "1.0.0");
+    cloud = await startCloud({ dataDir: join(work, "cloud"), httpsPort: 0, controlPort: 0, mqttPort: 0, mqttsPort: 0 });
+    // The device's MQTT identity as AWS hands it out: an RSA key (Moddable's TLS signs with RSA
+    // only) in PKCS#1 PEM, which the host must turn into the PKCS#8 DER Moddable's TLS takes.
+    const identity = await issueThingCertificate(await makeLocalCa(join(work, "cloud", "tls")), thing, { keyType: "rsa" });
+    const deviceKey = createPrivateKey(identity.key).export({ type: "pkcs1", format: "pem" }).toString();
+    v100 = await firmware("passes", "1.0.0");
     v101 = await firmware("passes", "1.0.1");
     v102 = await firmware("fails", "1.0.2");
     const dir = join(work, "device");
@@ -75,10 +81,10 @@ describe(`the esp32 host on XS, against Moddable stand-ins and the local cloud${
     device = new Esp32TestDevice({
       dir,
       thing,
-      brokerUrl: cloud.urls.mqtt,
+      brokerUrl: cloud.urls.mqtts ?? "",
       keys: { [SIGNER_LABEL]: signerPem },
       ca: cloud.caCert,
-      mqtt: { host: "127.0.0.1", port: Number(new URL(cloud.urls.mqtt).port), tls: { ca: cloud.caCert, certificate: cloud.caCert, privateKey: deviceKey } },
+      mqtt: { host: "127.0.0.1", port: Number(new URL(cloud.urls.mqtts ?? "").port), tls: { ca: cloud.caCert, certificate: identity.cert, privateKey: deviceKey } },
       binary: MODDABLE_RUNNER,
     });
     await device.start();
@@ -123,6 +129,32 @@ describe(`the esp32 host on XS, against Moddable stand-ins and the local cloud${
     expect(device.logs()).toContain("xs-ota error: sensor on I2C 0x44 does not answer");
     expect(device.version).toBe("1.0.1");
     expect(device.bootInfo()).toMatchObject({ running: "ota_1", next: "ota_1", state: "valid" });
+  }, 60_000);
+
+  it("a device provisioned with an EC key says why it cannot connect (Moddable's TLS signs with RSA only), and runs on", async () => {
+    const dir = join(work, "device-ec");
+    flashDevice(dir, new Uint8Array(readFileSync(v100)));
+    const identity = await issueThingCertificate(await makeLocalCa(join(work, "cloud", "tls")), "esp32-ec");
+    const ec = new Esp32TestDevice({
+      dir,
+      thing: "esp32-ec",
+      brokerUrl: cloud.urls.mqtts ?? "",
+      keys: { [SIGNER_LABEL]: signerPem },
+      ca: cloud.caCert,
+      mqtt: { host: "127.0.0.1", port: Number(new URL(cloud.urls.mqtts ?? "").port), tls: { ca: cloud.caCert, certificate: identity.cert, privateKey: identity.key } },
+      binary: MODDABLE_RUNNER,
+    });
+    try {
+      await ec.start();
+      const said = () => ec.logs().some((l) => l.startsWith("xs-ota warn: MQTT the device key is an EC key; Moddable's TLS signs the handshake with RSA keys only"));
+      const start = Date.now();
+      while (!said() && Date.now() - start < 20_000) await new Promise((r) => setTimeout(r, 20));
+      expect(said(), ec.logs().join("\n")).toBe(true);
+      expect(ec.logs()).toContain("xs-ota info: app 1.0.0 running on ota_0");
+      expect(cloud.jobs.log.some((l) => l.thing === "esp32-ec")).toBe(false);
+    } finally {
+      await ec.stop();
+    }
   }, 60_000);
 
   it("kept its records in Preference as NVS allows: two copies and a pointer per key, domains and keys of at most 15 characters", async () => {

@@ -27,7 +27,7 @@ const devices: SimDevice[] = [];
 beforeAll(async () => {
   writeFileSync(firmware, appImage("1.0.1", 12_000));
   writeFileSync(keyPath, privateKey.export({ type: "pkcs8", format: "pem" }));
-  cloud = await startCloud({ dataDir: join(root, "data"), mqttPort: 0, httpsPort: 0, httpPort: 0, controlPort: 0 });
+  cloud = await startCloud({ dataDir: join(root, "data"), mqttPort: 0, mqttsPort: 0, httpsPort: 0, httpPort: 0, controlPort: 0 });
 });
 afterAll(async () => {
   for (const d of devices) await d.powerCut();

@@ -40,7 +40,7 @@ const devices: SimDevice[] = [];
 let tokens = 0;
 
 beforeAll(async () => {
-  cloud = await startCloud({ dataDir: join(root, "data"), mqttPort: 0, httpsPort: 0, httpPort: 0, controlPort: 0 });
+  cloud = await startCloud({ dataDir: join(root, "data"), mqttPort: 0, mqttsPort: 0, httpsPort: 0, httpPort: 0, controlPort: 0 });
 });
 afterAll(async () => {
   for (const r of raws) await r.client.endAsync();

@@ -98,7 +98,7 @@ describe("presigned URLs", () => {
     let cloud: Cloud | undefined;
     let device: SimDevice | undefined;
     try {
-      cloud = await startCloud({ dataDir: join(root, "cloud"), mqttPort: 0, httpsPort: 443, httpPort: 0, controlPort: 0 });
+      cloud = await startCloud({ dataDir: join(root, "cloud"), mqttPort: 0, mqttsPort: 0, httpsPort: 443, httpPort: 0, controlPort: 0 });
       expect(cloud.urls.https).toBe("https://127.0.0.1");
       const res = await fetch(`${cloud.urls.control}/jobs`, {
         method: "POST",

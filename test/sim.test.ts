@@ -84,7 +84,7 @@ describe.each(brokers)("simulated devices on XS [$name]", ({ name, url, skip }) 
   beforeAll(async () => {
     if (skip) return;
     const broker = url();
-    cloud = await startCloud({ dataDir: join(work, `cloud-${name}`), httpsPort: 0, controlPort: 0, ...(broker ? { brokerUrl: broker } : { mqttPort: 0 }) });
+    cloud = await startCloud({ dataDir: join(work, `cloud-${name}`), httpsPort: 0, controlPort: 0, ...(broker ? { brokerUrl: broker } : { mqttPort: 0, mqttsPort: 0 }) });
     v100 = await firmware(DEMO_APP.passes, "1.0.0");
     v101 = await firmware(DEMO_APP.passes, "1.0.1");
   });

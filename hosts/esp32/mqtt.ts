@@ -159,7 +159,13 @@ export class Esp32Mqtt implements Mqtt {
     const o = this.#o;
     const generation = ++this.#generation;
     const live = () => generation === this.#generation;
-    const socket = o.tls ? { ...o.provider.socket, secure: secureOptions(o.tls) } : o.provider.socket;
+    let socket: object;
+    try {
+      socket = o.tls ? { ...o.provider.socket, secure: secureOptions(o.tls) } : o.provider.socket;
+    } catch (e) {
+      // Credentials the TLS stack cannot use: said in the log at every retry, the device runs on.
+      return this.#lost(e instanceof Error ? e.message : String(e));
+    }
     const options = {
       ...o.provider,
       socket,

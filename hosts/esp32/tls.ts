@@ -7,6 +7,10 @@
  * `clientKey` its private key as PKCS#8 PrivateKeyInfo (what Moddable's
  * Transform.privateKeyToPrivateKeyInfo produces), `protocolVersion` 0x303 for TLS 1.2.
  * Converting here, once, keeps PEM handling out of each connection.
+ *
+ * The device key must be RSA: Moddable's TLS (modules/crypt/ssl, SDK 8.2.3) signs its
+ * CertificateVerify with PKCS#1 v1.5 RSA only, so an EC key would fail every handshake that asks
+ * for a client certificate; it is refused here, with the reason, instead.
  */
 import { parsePem, type PemBlock } from "xs-ota/codec/pem";
 import { OtaError } from "xs-ota/errors";
@@ -31,6 +35,9 @@ export interface SecureOptions {
 }
 
 const TLS_1_2 = 0x303;
+// 1.2.840.10045.2.1 id-ecPublicKey.
+const EC_ALGORITHM = [0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
+const EC_REFUSED = "the device key is an EC key; Moddable's TLS signs the handshake with RSA keys only: use an RSA device certificate (AWS's default; xs-ota thing create --key-type rsa)";
 // 1.2.840.113549.1.1.1 rsaEncryption, with its NULL parameters.
 const RSA_ALGORITHM = [0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01, 0x05, 0x00];
 
@@ -55,9 +62,17 @@ function certificates(text: string, what: string): Uint8Array[] {
 function privateKeyInfo(text: string): Uint8Array {
   const block: PemBlock | undefined = parsePem(text).find((b) => b.label.endsWith("PRIVATE KEY"));
   if (!block) throw new OtaError("malformed", "the device key PEM holds no PRIVATE KEY block");
+  if (block.label === "EC PRIVATE KEY" || (block.label === "PRIVATE KEY" && hasEcAlgorithm(block.der))) throw new OtaError("key-invalid", EC_REFUSED);
   if (block.label === "PRIVATE KEY") return block.der;
   if (block.label === "RSA PRIVATE KEY") return wrapRsaKey(block.der);
   throw new OtaError("malformed", `a "${block.label}" key must be PKCS#8 for Moddable's TLS: openssl pkcs8 -topk8 -nocrypt -in key.pem`);
+}
+
+/** Whether a PrivateKeyInfo's algorithm (within its first bytes) is id-ecPublicKey. */
+function hasEcAlgorithm(der: Uint8Array): boolean {
+  const end = Math.min(der.length, 32) - EC_ALGORITHM.length;
+  for (let i = 0; i <= end; i++) if (EC_ALGORITHM.every((b, j) => der[i + j] === b)) return true;
+  return false;
 }
 
 /** PKCS#1 RSAPrivateKey -> PKCS#8 PrivateKeyInfo { version 0, rsaEncryption, OCTET STRING key }. */

@@ -26,6 +26,8 @@ export interface DeviceOptions {
   dir: string;
   thing: string;
   brokerUrl: string;
+  /** For an mqtts:// broker: the CA to trust and the thing's client certificate and key (PEM), for mutual TLS. */
+  mqttTls?: { ca: string; cert: string; key: string };
   /** Code-signing public keys (PEM) by certfile label. */
   keys: Record<string, string>;
   cloud?: SimCloud;
@@ -190,7 +192,7 @@ export class SimulatedDevice extends EventEmitter<{ event: [DeviceEvent] }> {
     const cloud = this.o.cloud ?? { kind: "aws" };
     const preset = cloudPreset(cloud.kind === "aws" ? { kind: "aws", thing: this.o.thing } : cloud);
     const mqttLogin = preset.mqttLogin?.bind(preset);
-    return { clientId: this.o.thing, connectTimeout: 10_000, login: mqttLogin ? () => mqttLogin(Date.now(), nodeDigests) : undefined };
+    return { clientId: this.o.thing, connectTimeout: 10_000, ...this.o.mqttTls, login: mqttLogin ? () => mqttLogin(Date.now(), nodeDigests) : undefined };
   }
 
   /** The broker was not there at boot: keep trying, as a device's Wi-Fi/MQTT task would. */

@@ -4,10 +4,14 @@
  * in a fresh xsnap worker, and the Moddable stand-ins (./fakes) reach the hardware over the
  * simulator's bridge: the NOR chip, timers, the MQTT session (a real broker), HTTP(S), logs,
  * restart. NVS for `preference` is kept here, by domain and key, across restarts.
+ * With an mqtts:// `brokerUrl` the session is not made at boot: the firmware's MQTT client hands
+ * over the DER its TLS socket was given ("mqtt.tls"), and the session is made with exactly that
+ * CA, client certificate and key, so the broker's own handshake checks what the host provisioned.
  * `System.restart()` kills the machine where it stands, runs the bootloader again over the same
  * flash, and starts the slot it picks.
  */
 import { EventEmitter } from "node:events";
+import { X509Certificate, createPrivateKey } from "node:crypto";
 import type { TlsPem } from "../../hosts/esp32/tls.ts";
 import { runBootloader } from "../../hosts/sim/bootloader.ts";
 import { checkImage, imageProgram, openBoard, type Board } from "../../hosts/sim/board.ts";
@@ -23,6 +27,8 @@ import type { BootInfo } from "../../modules/ports/boot-control.ts";
 /** What the firmware learns at boot: the board (table, running slot) and its provisioning. */
 export interface Esp32TestIdentity extends SimIdentity {
   mqtt: { host: string; port?: number; tls?: TlsPem };
+  /** The session waits for the firmware's TLS credentials ("mqtt.tls"). */
+  mqttTls: boolean;
 }
 
 export interface Esp32DeviceOptions {
@@ -48,7 +54,9 @@ export type Esp32DeviceEvent =
 interface Boot {
   worker: XsWorker;
   bridge: BridgeHost;
-  mqtt: NodeMqtt;
+  mqtt: NodeMqtt | undefined;
+  /** The TLS session being made from the firmware's credentials. */
+  connecting?: Promise<void>;
   closed: boolean;
 }
 
@@ -108,7 +116,8 @@ export class Esp32TestDevice extends EventEmitter<{ event: [Esp32DeviceEvent] }>
     this.slot = outcome.slot;
     this.version = program.version;
     this.emit("event", { type: "boot", slot: outcome.slot, version: program.version, bootloader: outcome.log });
-    const mqtt = await NodeMqtt.connect(this.o.brokerUrl, { clientId: this.o.thing, connectTimeout: 10_000 });
+    const mqttTls = this.o.brokerUrl.startsWith("mqtts:");
+    const mqtt = mqttTls ? undefined : await NodeMqtt.connect(this.o.brokerUrl, { clientId: this.o.thing, connectTimeout: 10_000 });
     const identity: Esp32TestIdentity = {
       thing: this.o.thing,
       cloud: { kind: "aws" },
@@ -116,8 +125,9 @@ export class Esp32TestDevice extends EventEmitter<{ event: [Esp32DeviceEvent] }>
       config: { ca: this.o.ca },
       table: board.table,
       running: outcome.slot,
-      connected: true,
+      connected: !mqttTls,
       mqtt: this.o.mqtt,
+      mqttTls,
     };
     const worker = new XsWorker(this.o.thing, this.o.binary ? { binary: this.o.binary, args: [] } : {});
     const bridge: BridgeHost = new BridgeHost({
@@ -143,7 +153,8 @@ export class Esp32TestDevice extends EventEmitter<{ event: [Esp32DeviceEvent] }>
     boot.closed = true;
     boot.bridge.close();
     await boot.worker.kill();
-    await boot.mqtt.close().catch(() => undefined);
+    await boot.connecting;
+    await boot.mqtt?.close().catch(() => undefined);
   }
 
   #reset(reason: string): void {
@@ -177,6 +188,7 @@ export class Esp32TestDevice extends EventEmitter<{ event: [Esp32DeviceEvent] }>
    */
   #hostCall(boot: Boot): HostCall {
     const prefs = framedHostCall(async (json, bytes) => this.#preference(json, bytes));
+    const tls = framedHostCall(async (json, bytes) => this.#mqttTls(boot, json, bytes));
     let continuing: HostCall | undefined;
     return async (message) => {
       if (boot.closed) return new Promise<Uint8Array>(() => undefined);
@@ -185,12 +197,48 @@ export class Esp32TestDevice extends EventEmitter<{ event: [Esp32DeviceEvent] }>
         continuing = undefined;
         return target(message);
       }
-      const target = String(unframe(message).json.op).startsWith("pref.") ? prefs : boot.bridge.serve;
+      const op = String(unframe(message).json.op);
+      const target = op.startsWith("pref.") ? prefs : op === "mqtt.tls" ? tls : boot.bridge.serve;
       const answer = await target(message);
       const json = unframe(answer).json;
       if (json.send === true || typeof json.raw === "number") continuing = target;
       return answer;
     };
+  }
+
+  /** The firmware's MQTT client opens its TLS socket: make the real session with what it was given. */
+  #mqttTls(boot: Boot, json: Record<string, unknown>, bytes: Uint8Array): Reply {
+    if (boot.mqtt) return { json: { connected: boot.mqtt.connected } };
+    if (boot.connecting) return { json: { connected: false } };
+    const caLength = Number(json.ca);
+    const lengths = json.certificates as number[];
+    const pem = (der: Uint8Array) => new X509Certificate(der).toString();
+    let at = caLength;
+    const certificates = lengths.map((n) => bytes.subarray(at, (at += n)));
+    const keyDer = Number(json.key) > 0 ? bytes.subarray(at, at + Number(json.key)) : undefined;
+    const options = {
+      clientId: this.o.thing,
+      connectTimeout: 10_000,
+      ...(caLength > 0 ? { ca: pem(bytes.subarray(0, caLength)) } : {}),
+      ...(certificates.length > 0 ? { cert: certificates.map(pem).join("") } : {}),
+      ...(keyDer ? { key: createPrivateKey({ key: Buffer.from(keyDer), format: "der", type: "pkcs8" }).export({ format: "pem", type: "pkcs8" }).toString() } : {}),
+    };
+    boot.connecting = (async () => {
+      // As a device's network task would: keep trying until the broker takes the handshake.
+      for (let attempt = 1; !boot.closed; attempt++) {
+        try {
+          const mqtt = await NodeMqtt.connect(this.o.brokerUrl, options);
+          if (boot.closed) return void (await mqtt.close());
+          boot.mqtt = mqtt;
+          boot.bridge.attachMqtt(mqtt);
+          return;
+        } catch (e) {
+          if (attempt === 1) this.emit("event", { type: "log", level: "warn", message: `runner: MQTT over TLS: ${e instanceof Error ? e.message : String(e)}` });
+          await new Promise((r) => setTimeout(r, 500));
+        }
+      }
+    })().finally(() => (boot.connecting = undefined));
+    return { json: { connected: false } };
   }
 
   #preference(json: Record<string, unknown>, bytes: Uint8Array): Reply {

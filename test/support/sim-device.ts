@@ -23,6 +23,8 @@ import { MiniDevice } from "../contract/boot-fixture.ts";
 export interface SimDeviceOptions {
   thing: string;
   brokerUrl: string;
+  /** For an mqtts:// broker: the CA and the thing's client certificate and key (PEM). */
+  tls?: { ca: string; cert: string; key: string };
   keys: Record<string, string>;
   /** Self-test result per firmware version (default: passes). */
   selfTest?: (version: string) => boolean | Promise<boolean>;
@@ -54,7 +56,7 @@ export class SimDevice {
     this.boots++;
     const cloud = cloudPreset(this.o.cloud ?? { kind: "aws", thing: this.o.thing });
     const login = cloud.mqttLogin?.bind(cloud);
-    this.mqtt = await NodeMqtt.connect(this.o.brokerUrl, { clientId: `${this.o.thing}-${this.boots}`, login: login ? () => login(Date.now(), nodeDigests) : undefined });
+    this.mqtt = await NodeMqtt.connect(this.o.brokerUrl, { clientId: `${this.o.thing}-${this.boots}`, ...this.o.tls, login: login ? () => login(Date.now(), nodeDigests) : undefined });
     const system: System = {
       restart: () => void (this.#rebooting = this.reboot()),
       version: () => this.version,

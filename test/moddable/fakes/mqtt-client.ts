@@ -5,11 +5,15 @@
  * `{operation, id, ...}`; a PUBLISH arrives in `onReadable(count, {topic, byteLength, QoS,
  * more})` fragments of at most one TCP segment, the topic only on the first, each read with
  * `read(count)`. The session itself is the runner's (a real broker); for TLS the socket's
- * `secure` dictionary is checked as Moddable's TLS would need it.
+ * `secure` dictionary is checked as Moddable's TLS would need it, and when the runner's broker is
+ * an mqtts:// one, the DER in it (CA, client certificates, PKCS#8 key) is handed over
+ * ("mqtt.tls") and the runner makes the real TLS session with exactly those: the broker's
+ * handshake, not this stand-in, decides whether the device's certificate is good.
  */
 import { call, onEvent } from "../../../hosts/sim/xs/bridge.ts";
 import Timer from "./timer.ts";
-import { TLSSocket, checkSecure, type SecureDictionary } from "./sockets.ts";
+import { TLSSocket, secureParts, type SecureDictionary, type SecureParts } from "./sockets.ts";
+import { concatBytes } from "../../../modules/codec/bytes.ts";
 import { boardIdentity } from "./identity.ts";
 
 const SEGMENT = 1436;
@@ -56,9 +60,10 @@ export default class MQTTClient {
     if (!options?.host) throw new Error("host required");
     if (typeof options.dns !== "object" || typeof options.socket?.io !== "function") throw new Error("dns and socket providers required");
     this.#o = options;
+    let secure: SecureParts | undefined;
     if (options.socket.io === TLSSocket) {
       try {
-        checkSecure(options.socket.secure);
+        secure = secureParts(options.socket.secure);
       } catch (e) {
         trace(`${e instanceof Error ? e.message : String(e)}\n`);
         Timer.set(() => this.#fail());
@@ -74,7 +79,12 @@ export default class MQTTClient {
       if (event.connected === true) this.#connack();
       else this.#fail();
     });
-    if (boardIdentity().connected) Timer.set(() => this.#connack());
+    const identity = boardIdentity();
+    if (identity.mqttTls && secure !== undefined) {
+      const parts = [...(secure.ca ? [secure.ca] : []), ...secure.certificates, ...(secure.key ? [secure.key] : [])];
+      const lengths = { ca: secure.ca?.length ?? 0, certificates: secure.certificates.map((c) => c.length), key: secure.key?.length ?? 0 };
+      if (call("mqtt.tls", lengths, concatBytes(parts)).json.connected === true) Timer.set(() => this.#connack());
+    } else if (identity.connected) Timer.set(() => this.#connack());
   }
 
   write(data: ArrayBuffer | ArrayBufferView | null, options: WriteOptions): number {
