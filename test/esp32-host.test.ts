@@ -48,6 +48,7 @@ async function firmware(entry: "passes" | "fails", version: string): Promise<str
 }
 
 let device: Esp32TestDevice;
+afterAll(() => rmSync(work, { recursive: true, force: true }));
 
 async function until(condition: () => boolean, what: string, ms = 40_000): Promise<void> {
   const start = Date.now();
@@ -93,7 +94,6 @@ describe(`the esp32 host on XS, against Moddable stand-ins and the local cloud${
   afterAll(async () => {
     await device?.stop();
     await cloud?.close();
-    rmSync(work, { recursive: true, force: true });
   });
 
   async function runJob(jobId: string, file: string): Promise<{ status?: string; statusDetails?: Record<string, unknown> }> {
@@ -172,6 +172,59 @@ describe(`the esp32 host on XS, against Moddable stand-ins and the local cloud${
     expect(device.nvs.get("xs-ota.a")?.has("ota.job") || device.nvs.get("xs-ota.b")?.has("ota.job")).toBe(false);
     expect(device.logs().filter((l) => /TLS:|crashed/.test(l))).toEqual([]);
   });
+});
+
+describe(`the esp32 host as an EnOS device${MODDABLE_RUNNER ? " [moddable]" : ""}`, () => {
+  const thing = "esp32-enos-1";
+  const product = "pkEsp";
+  let cloud: Cloud;
+  let enosDevice: Esp32TestDevice;
+  const dir = mkdtempSync(join(tmpdir(), "xs-ota-esp32-enos-"));
+
+  beforeAll(async () => {
+    cloud = await startCloud({ dataDir: join(dir, "cloud"), httpsPort: 0, controlPort: 0, mqttPort: 0, mqttsPort: 0 });
+    const reg = await fetch(`${cloud.urls.control}/enos/devices`, { method: "POST", body: JSON.stringify({ productKey: product, deviceKey: thing }) });
+    const { deviceSecret } = (await reg.json()) as { deviceSecret: string };
+    const v100 = await firmware("passes", "1.0.0");
+    flashDevice(join(dir, "device"), new Uint8Array(readFileSync(v100)));
+    enosDevice = new Esp32TestDevice({
+      dir: join(dir, "device"),
+      thing,
+      brokerUrl: cloud.urls.mqtt,
+      keys: {},
+      ca: cloud.caCert,
+      mqtt: { host: "127.0.0.1", port: Number(new URL(cloud.urls.mqtt).port) },
+      enos: { productKey: product, deviceSecret, fileService: cloud.urls.http },
+      binary: MODDABLE_RUNNER,
+    });
+    await enosDevice.start();
+  }, 120_000);
+
+  afterAll(async () => {
+    await enosDevice?.stop();
+    await cloud?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("logs in with the EnOS signature its host makes, and updates from an enos-connect:// offer through the HTTP broker (a POST from Moddable's HTTP client)", async () => {
+    const informed = (v: string) => () => cloud.enos.device(product, thing)?.version === v;
+    const wait = async (ok: () => boolean, what: string) => {
+      const start = Date.now();
+      while (!ok()) {
+        if (Date.now() - start > 40_000) throw new Error(`timed out waiting for ${what}:\n${enosDevice.events.map((e) => JSON.stringify(e)).join("\n")}\nbroker refusals: ${cloud.refusals.join("; ")}`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    };
+    await wait(informed("1.0.0"), "the inform of 1.0.0");
+    const v101 = await firmware("passes", "1.0.1");
+    const r = await fetch(`${cloud.urls.control}/jobs`, { method: "POST", body: JSON.stringify({ thing, file: v101, format: "enos", productKey: product, jobId: "esp32-enos-1" }) });
+    expect(r.status, await r.clone().text()).toBe(201);
+    await wait(informed("1.0.1"), "the inform of 1.0.1");
+    await wait(() => enosDevice.bootInfo()?.state === "valid", "the confirm");
+    expect(boots(enosDevice.events)).toEqual(["ota_0 1.0.0", "ota_1 1.0.1"]);
+    expect(cloud.enos.fileRequests.some((q) => q.method === "POST" && q.path === `/auth/${product}/${thing}` && q.status === 200)).toBe(true);
+    expect(cloud.enos.fileRequests.filter((q) => q.path === `/multipart/sys/${product}/${thing}/file/download`).map((q) => q.status)).not.toContain(401);
+  }, 90_000);
 });
 
 describe("the esp32 host's StateStore over Preference", () => {

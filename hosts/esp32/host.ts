@@ -10,6 +10,10 @@
  *     mqtt: { host: "xxxx-ats.iot.eu-west-1.amazonaws.com", tls: { ca, certificate, privateKey } },
  *     cloud: awsCloud({ thing: "dev-1" }), app: { selfTest: () => sensorsRespond() } });
  *
+ * For EnOS: `cloud: enosCloud({ productKey, deviceKey, deviceSecret, fileService })` from
+ * "xs-ota/enos/preset", and `mqtt` without `tls` (or with the server CA only): the preset signs
+ * every CONNECT (EnOS's securemode 2/3 login) with the time of day, so set the clock (SNTP) first.
+ *
  * Network clients come from ECMA-419 network providers (`{ io, dns, socket }`), by default the
  * ones the app's configuration put in `device.network` (`http`, `https`, `mqtt`, `mqtts`).
  */
@@ -43,6 +47,12 @@ export interface Esp32BoardOptions {
   mqtt: { host: string; port?: number; tls?: TlsPem; keepalive?: number; login?: () => MqttLogin };
   /** Default: `device.network`. */
   network?: NetworkProviders;
+  /**
+   * The cloud's preset, when it logs devices in by password (EnOS): its `mqttLogin` signs every
+   * CONNECT with the time of day. Give it here too when the app makes the board before
+   * `startEsp32Agent`: the MQTT session starts with the board.
+   */
+  cloud?: CloudPreset;
   partitions?: Esp32PartitionOptions;
 }
 
@@ -62,7 +72,7 @@ export function esp32Board(o: Esp32BoardOptions): Esp32Board {
   const partitions = new Esp32Partitions(o.partitions);
   const clock = new Esp32Clock();
   const system = new Esp32System(partitions);
-  const mqtt = new Esp32Mqtt({ provider: mqttProvider, host: o.mqtt.host, port: o.mqtt.port, id: o.thing, login: o.mqtt.login, tls: o.mqtt.tls, keepalive: o.mqtt.keepalive, clock, log: (m) => system.log("warn", m) });
+  const mqtt = new Esp32Mqtt({ provider: mqttProvider, host: o.mqtt.host, port: o.mqtt.port, id: o.thing, login: o.mqtt.login ?? cloudLogin(o.cloud), tls: o.mqtt.tls, keepalive: o.mqtt.keepalive, clock, log: (m) => system.log("warn", m) });
   const ports: AgentPorts = {
     partitions,
     boot: new OtadataBootControl(partitions),
@@ -91,12 +101,15 @@ export interface StartEsp32Options extends Esp32BoardOptions {
 
 /** Starts the update agent; the MQTT session comes up in the background and the agent is told. */
 export function startEsp32Agent(o: StartEsp32Options): Agent {
-  // A cloud that logs devices in by password (EnOS) signs each CONNECT with the time of day.
-  const mqttLogin = o.cloud.mqttLogin?.bind(o.cloud);
-  const login = o.mqtt.login ?? (mqttLogin ? () => mqttLogin(Date.now(), esp32Digests) : undefined);
-  const { ports, mqtt } = esp32Board({ ...o, mqtt: { ...o.mqtt, login } });
+  const { ports, mqtt } = esp32Board(o);
   const config = { ...o.config, ...(o.ca !== undefined ? { ca: o.ca } : {}) };
   return startAgent({ ports, app: o.app, config, connected: mqtt.connected, cloud: o.cloud });
+}
+
+/** A password login (EnOS) made at each connect, signed with the time of day. */
+function cloudLogin(cloud: CloudPreset | undefined): (() => MqttLogin) | undefined {
+  const mqttLogin = cloud?.mqttLogin?.bind(cloud);
+  return mqttLogin ? () => mqttLogin(Date.now(), esp32Digests) : undefined;
 }
 
 function defaultNetwork(): NetworkProviders {

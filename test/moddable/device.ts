@@ -17,7 +17,7 @@ import { runBootloader } from "../../hosts/sim/bootloader.ts";
 import { checkImage, imageProgram, openBoard, type Board } from "../../hosts/sim/board.ts";
 import { BridgeHost, framedHostCall, type Reply } from "../../hosts/sim/bridge-host.ts";
 import { NodeHttp } from "../../hosts/sim/http.ts";
-import { NodeMqtt } from "../../hosts/sim/mqtt.ts";
+import { NodeMqtt, type NodeMqttOptions } from "../../hosts/sim/mqtt.ts";
 import { XsWorker, XsError, type HostCall } from "../../hosts/sim/xsnap.ts";
 import { unframe } from "../../hosts/sim/xs/bridge.ts";
 import type { SimIdentity } from "../../hosts/sim/xs/host.ts";
@@ -29,6 +29,8 @@ export interface Esp32TestIdentity extends SimIdentity {
   mqtt: { host: string; port?: number; tls?: TlsPem };
   /** The session waits for the firmware's TLS credentials ("mqtt.tls"). */
   mqttTls: boolean;
+  /** The session waits for the firmware's CONNECT login ("mqtt.login": EnOS). */
+  mqttLogin: boolean;
 }
 
 export interface Esp32DeviceOptions {
@@ -43,6 +45,8 @@ export interface Esp32DeviceOptions {
   mqtt: Esp32TestIdentity["mqtt"];
   /** The engine the firmware runs on: by default the device-faithful XS; else a Moddable program. */
   binary?: string;
+  /** An EnOS device (device key = thing): it logs in with the CONNECT fields its host makes. */
+  enos?: { productKey: string; deviceSecret: string; fileService: string };
 }
 
 export type Esp32DeviceEvent =
@@ -117,17 +121,19 @@ export class Esp32TestDevice extends EventEmitter<{ event: [Esp32DeviceEvent] }>
     this.version = program.version;
     this.emit("event", { type: "boot", slot: outcome.slot, version: program.version, bootloader: outcome.log });
     const mqttTls = this.o.brokerUrl.startsWith("mqtts:");
-    const mqtt = mqttTls ? undefined : await NodeMqtt.connect(this.o.brokerUrl, { clientId: this.o.thing, connectTimeout: 10_000 });
+    const mqttLogin = this.o.enos !== undefined;
+    const mqtt = mqttTls || mqttLogin ? undefined : await NodeMqtt.connect(this.o.brokerUrl, { clientId: this.o.thing, connectTimeout: 10_000 });
     const identity: Esp32TestIdentity = {
       thing: this.o.thing,
-      cloud: { kind: "aws" },
+      cloud: this.o.enos ? { kind: "enos", deviceKey: this.o.thing, ...this.o.enos } : { kind: "aws" },
       keys: this.o.keys,
       config: { ca: this.o.ca },
       table: board.table,
       running: outcome.slot,
-      connected: !mqttTls,
+      connected: !mqttTls && !mqttLogin,
       mqtt: this.o.mqtt,
       mqttTls,
+      mqttLogin,
     };
     const worker = new XsWorker(this.o.thing, this.o.binary ? { binary: this.o.binary, args: [] } : {});
     const bridge: BridgeHost = new BridgeHost({
@@ -198,7 +204,7 @@ export class Esp32TestDevice extends EventEmitter<{ event: [Esp32DeviceEvent] }>
         return target(message);
       }
       const op = String(unframe(message).json.op);
-      const target = op.startsWith("pref.") ? prefs : op === "mqtt.tls" ? tls : boot.bridge.serve;
+      const target = op.startsWith("pref.") ? prefs : op === "mqtt.tls" || op === "mqtt.login" ? tls : boot.bridge.serve;
       const answer = await target(message);
       const json = unframe(answer).json;
       if (json.send === true || typeof json.raw === "number") continuing = target;
@@ -210,6 +216,11 @@ export class Esp32TestDevice extends EventEmitter<{ event: [Esp32DeviceEvent] }>
   #mqttTls(boot: Boot, json: Record<string, unknown>, bytes: Uint8Array): Reply {
     if (boot.mqtt) return { json: { connected: boot.mqtt.connected } };
     if (boot.connecting) return { json: { connected: false } };
+    if (json.op === "mqtt.login") {
+      // The CONNECT as the firmware's client would send it: its client id, user name and password.
+      const login = { clientId: String(json.id), username: String(json.user), password: String(json.password) };
+      return this.#connectLater(boot, { clientId: login.clientId, connectTimeout: 10_000, login: () => login }, "MQTT login");
+    }
     const caLength = Number(json.ca);
     const lengths = json.certificates as number[];
     const pem = (der: Uint8Array) => new X509Certificate(der).toString();
@@ -223,8 +234,12 @@ export class Esp32TestDevice extends EventEmitter<{ event: [Esp32DeviceEvent] }>
       ...(certificates.length > 0 ? { cert: certificates.map(pem).join("") } : {}),
       ...(keyDer ? { key: createPrivateKey({ key: Buffer.from(keyDer), format: "der", type: "pkcs8" }).export({ format: "pem", type: "pkcs8" }).toString() } : {}),
     };
+    return this.#connectLater(boot, options, "MQTT over TLS");
+  }
+
+  /** As a device's network task would: keep trying until the broker takes the session. */
+  #connectLater(boot: Boot, options: NodeMqttOptions, what: string): Reply {
     boot.connecting = (async () => {
-      // As a device's network task would: keep trying until the broker takes the handshake.
       for (let attempt = 1; !boot.closed; attempt++) {
         try {
           const mqtt = await NodeMqtt.connect(this.o.brokerUrl, options);
@@ -233,7 +248,7 @@ export class Esp32TestDevice extends EventEmitter<{ event: [Esp32DeviceEvent] }>
           boot.bridge.attachMqtt(mqtt);
           return;
         } catch (e) {
-          if (attempt === 1) this.emit("event", { type: "log", level: "warn", message: `runner: MQTT over TLS: ${e instanceof Error ? e.message : String(e)}` });
+          if (attempt === 1) this.emit("event", { type: "log", level: "warn", message: `runner: ${what}: ${e instanceof Error ? e.message : String(e)}` });
           await new Promise((r) => setTimeout(r, 500));
         }
       }

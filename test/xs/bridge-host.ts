@@ -20,7 +20,9 @@ export function bridgeHost(ports: { http: Http; mqtt?: Mqtt }): HostCall {
   return framedHostCall(async (json, body) => {
     switch (json.op) {
       case "http.request": {
-        const response = await http.request(json.request as Parameters<Http["request"]>[0]);
+        const request = json.request as Parameters<Http["request"]>[0];
+        // A request body comes as the call's bytes (JSON cannot carry a Uint8Array).
+        const response = await http.request(json.body === true ? { ...request, body: body.slice() } : request);
         const id = next++;
         open.set(id, response);
         return reply({ id, status: response.status, headers: response.headers });

@@ -31,8 +31,12 @@ function selfTest(ports: AgentPorts): boolean {
   return back?.[0] === 0x5a && back[1] === 0xa5 && ports.clock.now() >= start;
 }
 
+const thing = setting("thing");
 const options = {
-  thing: setting("thing"),
+  thing,
+  // With the board, not only the agent: an EnOS preset (enosCloud from "xs-ota/enos/preset")
+  // signs the MQTT session's CONNECT, which starts with the board.
+  cloud: awsCloud({ thing }),
   keys: { [setting("signer")]: pem("signing-key.pub.pem") },
   ca: pem("download-ca.pem"),
   mqtt: {
@@ -45,4 +49,4 @@ const options = {
 
 const { ports } = esp32Board(options);
 ports.system.log("info", `firmware ${ports.system.version()} running from ${ports.partitions.running()} (${ports.boot.info().state})`);
-startEsp32Agent({ ...options, cloud: awsCloud({ thing: options.thing }), app: { selfTest: () => selfTest(ports) } });
+startEsp32Agent({ ...options, app: { selfTest: () => selfTest(ports) } });

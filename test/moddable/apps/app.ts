@@ -11,15 +11,16 @@ import TCP from "embedded:io/socket/tcp";
 import TLSSocket from "embedded:io/socket/tcp/tls";
 import { esp32Board, startEsp32Agent, type Esp32BoardOptions } from "../../../hosts/esp32/host.ts";
 import { awsCloud } from "../../../modules/aws/preset.ts";
+import { enosCloud } from "../../../modules/enos/preset.ts";
 import type { AgentPorts } from "../../../modules/agent/index.ts";
 
-type Provisioning = Pick<Esp32BoardOptions, "thing" | "keys" | "mqtt"> & { ca?: string };
+type Provisioning = Pick<Esp32BoardOptions, "thing" | "keys" | "mqtt"> & { ca?: string; enos?: { productKey: string; deviceSecret: string; fileService: string } };
 
 function provisioning(): Provisioning {
   const c: Record<string, unknown> = config;
   const mqtt = c.mqtt as Provisioning["mqtt"] | undefined;
   if (typeof c.thing !== "string" || typeof c.keys !== "object" || !c.keys || typeof mqtt?.host !== "string") throw new Error("mc/config lacks thing, keys or mqtt.host");
-  return { thing: c.thing, keys: c.keys as Record<string, string>, ca: typeof c.ca === "string" ? c.ca : undefined, mqtt };
+  return { thing: c.thing, keys: c.keys as Record<string, string>, ca: typeof c.ca === "string" ? c.ca : undefined, mqtt, enos: c.enos as Provisioning["enos"] };
 }
 
 export function runTestApp(selfTest: (ports: AgentPorts) => boolean): void {
@@ -28,9 +29,13 @@ export function runTestApp(selfTest: (ports: AgentPorts) => boolean): void {
   const p = provisioning();
   const options = {
     ...p,
+    cloud: p.enos
+      ? enosCloud({ productKey: p.enos.productKey, deviceKey: p.thing, deviceSecret: p.enos.deviceSecret, fileService: p.enos.fileService })
+      : awsCloud({ thing: p.thing }),
     network: {
       http: { io: HTTPClient, dns, socket: { io: TCP } },
       https: { io: HTTPClient, dns, socket: tls },
+      mqtt: { io: MQTTClient, dns, socket: { io: TCP } },
       mqtts: { io: MQTTClient, dns, socket: tls },
     },
   };
@@ -38,8 +43,8 @@ export function runTestApp(selfTest: (ports: AgentPorts) => boolean): void {
   ports.system.log("info", `app ${ports.system.version()} running on ${ports.partitions.running()}`);
   startEsp32Agent({
     ...options,
-    cloud: awsCloud({ thing: options.thing }),
-    config: { progressInterval: 16 * 1024, selfTestTimeout: 5000, timeout: 5000 },
+    // EnOS's sign is a digest, not a signature: an EnOS test device is a development device.
+    config: { progressInterval: 16 * 1024, selfTestTimeout: 5000, timeout: 5000, allowUnsigned: p.enos !== undefined },
     app: {
       selfTest: () => {
         const ok = selfTest(ports);

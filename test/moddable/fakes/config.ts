@@ -12,4 +12,6 @@ export default {
   keys: identity.keys,
   ca: identity.config.ca,
   mqtt: identity.mqtt,
+  // An EnOS device's provisioning: its product, secret and the HTTP broker (absent: AWS).
+  enos: identity.cloud.kind === "enos" ? identity.cloud : undefined,
 };

@@ -20,6 +20,8 @@ interface RequestOptions {
   onHeaders?: (this: Request, status: number, headers: Map<string, string>) => void;
   onReadable?: (this: Request, count: number) => void;
   onDone?: (this: Request, error: Error | null) => void;
+  /** Asked for the request body (its length is the content-length header) once the headers are out. */
+  onWritable?: (this: Request, count: number) => void;
 }
 
 interface ClientOptions {
@@ -34,6 +36,9 @@ class Request {
   readonly options: RequestOptions;
   readonly #client: HTTPClient;
   buffer: Uint8Array = new Uint8Array(0);
+  /** What the app wrote of the request body, and how much it may write. */
+  sent: Uint8Array[] = [];
+  writable = 0;
 
   constructor(client: HTTPClient, options: RequestOptions) {
     this.#client = client;
@@ -49,8 +54,13 @@ class Request {
     return out.buffer;
   }
 
-  write(): never {
-    throw new Error("bad state");
+  /** As Moddable's client: only the body the content-length header announced, at most `writable` at a time. */
+  write(data: ArrayBuffer | ArrayBufferView): number {
+    const bytes = ArrayBuffer.isView(data) ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength) : new Uint8Array(data);
+    if (bytes.length > this.writable) throw new Error("would block");
+    this.sent.push(bytes.slice());
+    this.writable -= bytes.length;
+    return this.writable;
   }
 }
 
@@ -117,9 +127,24 @@ export default class HTTPClient {
     const port = this.#o.port ?? (this.#scheme === "https" ? 443 : 80);
     const headers: Record<string, string> = {};
     o.headers?.forEach((value, name) => (headers[name] = Array.isArray(value) ? value.join(", ") : value));
+    const length = Number(headers["content-length"] ?? 0);
+    let body: Uint8Array | undefined;
+    if (length > 0) {
+      // Moddable's client asks with onWritable until the announced body is out; a short one hangs there.
+      request.writable = length;
+      for (let asks = 0; request.writable > 0 && asks < 64; asks++) o.onWritable?.call(request, Math.min(request.writable, 1460));
+      if (request.writable > 0) return this.#error(request, new Error(`request body: ${request.writable} of ${length} bytes never written`));
+      body = new Uint8Array(length);
+      let at = 0;
+      for (const part of request.sent) {
+        body.set(part, at);
+        at += part.length;
+      }
+    }
     let reply;
     try {
-      reply = call("http.request", { request: { method: o.method ?? "GET", url: `${this.#scheme}://${this.#o.host}:${port}${o.path || "/"}`, headers, ca: this.#ca } });
+      const head = { method: o.method ?? "GET", url: `${this.#scheme}://${this.#o.host}:${port}${o.path || "/"}`, headers, ca: this.#ca };
+      reply = body === undefined ? call("http.request", { request: head }) : call("http.request", { request: head, body: true }, body);
     } catch (e) {
       return this.#error(request, e);
     }

@@ -22,6 +22,8 @@ interface Options {
   host: string;
   port?: number;
   id?: string;
+  user?: string;
+  password?: string | ArrayBuffer;
   dns: object;
   socket: { io?: unknown; secure?: SecureDictionary };
   onReadable?: (this: MQTTClient, count: number, info: { more: boolean; topic?: string; QoS?: number; byteLength?: number }) => void;
@@ -84,6 +86,10 @@ export default class MQTTClient {
       const parts = [...(secure.ca ? [secure.ca] : []), ...secure.certificates, ...(secure.key ? [secure.key] : [])];
       const lengths = { ca: secure.ca?.length ?? 0, certificates: secure.certificates.map((c) => c.length), key: secure.key?.length ?? 0 };
       if (call("mqtt.tls", lengths, concatBytes(parts)).json.connected === true) Timer.set(() => this.#connack());
+    } else if (identity.mqttLogin && options.user !== undefined) {
+      // A password login (EnOS): the runner makes the session with exactly these CONNECT fields.
+      const login = { id: options.id, user: options.user, password: String(options.password ?? "") };
+      if (call("mqtt.login", login).json.connected === true) Timer.set(() => this.#connack());
     } else if (identity.connected) Timer.set(() => this.#connack());
   }
 
