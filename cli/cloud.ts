@@ -81,7 +81,7 @@ export async function cloudCommand(args: string[], io: Io, hooks: CloudCommandHo
   io.out(`mqtt     ${cloud.urls.mqtt}${brokerUrl !== undefined ? "  (external broker: devices must subscribe to the answer topics)" : ""}`);
   if (cloud.urls.mqtts !== undefined) io.out(`mqtts    ${cloud.urls.mqtts}  (mutual TLS: thing certificates from xs-ota thing create)`);
   io.out(`https    ${cloud.urls.https}  (CA: ${cloud.caPath})`);
-  io.out(`http     ${cloud.urls.http}  (EnOS files)`);
+  io.out(`http     ${cloud.urls.http}  (EnOS HTTP broker: device login and file download)`);
   io.out(`control  ${cloud.urls.control}`);
   io.out(`data     ${dataDir}`);
   await (hooks.stopped ? hooks.stopped(cloud) : waitForSignal());
