@@ -1,11 +1,15 @@
 /**
  * xs-ota fetch URL --out FILE [--size N] [--sha256 HEX] [--window BYTES] [--ca PEM] [--timeout MS]
+ *                  [--min-rate BYTES_PER_S] [--rate-window MS]
  *
  * Downloads with the device's own range downloader (modules/transfer/http-download.ts), so it
- * tells whether a server will work for updates: same Range rules, same errors. Progress is kept
- * in FILE.xs-ota-progress; running the command again resumes into FILE.
+ * tells whether a server will work for updates: same Range rules, same errors, same rate floor
+ * (default 256 bytes/s over 2 minutes; --min-rate 0 turns it off). The bytes go to FILE.xs-ota-part
+ * with the progress in FILE.xs-ota-progress; running the command again resumes there. FILE itself
+ * is replaced (a rename) only once the whole file is in and its size and --sha256 check out: a
+ * refused, failed or wrong download leaves FILE as it was.
  */
-import { closeSync, existsSync, openSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from "node:fs";
+import { closeSync, existsSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from "node:fs";
 import cliProgress from "cli-progress";
 import type { Io } from "./main.ts";
 import { isOtaError } from "../modules/errors.ts";
@@ -15,7 +19,7 @@ import { NodeClock } from "../hosts/sim/clock.ts";
 import { nodeDigests } from "../hosts/sim/node-digest.ts";
 import { streamFile } from "./signing.ts";
 
-const USAGE = "xs-ota fetch URL --out FILE [--size N] [--sha256 HEX] [--window BYTES] [--ca PEM] [--timeout MS]";
+const USAGE = "xs-ota fetch URL --out FILE [--size N] [--sha256 HEX] [--window BYTES] [--ca PEM] [--timeout MS] [--min-rate BYTES_PER_S] [--rate-window MS]";
 const RECORD_EVERY = 256 * 1024;
 
 interface Progress {
@@ -27,7 +31,7 @@ interface Progress {
 function parse(args: string[], io: Io): { url: string; options: Record<string, string> } | undefined {
   const options: Record<string, string> = {};
   const rest: string[] = [];
-  const known = ["out", "size", "sha256", "window", "ca", "timeout"];
+  const known = ["out", "size", "sha256", "window", "ca", "timeout", "min-rate", "rate-window"];
   for (let i = 0; i < args.length; i++) {
     if (!args[i].startsWith("--")) {
       rest.push(args[i]);
@@ -60,38 +64,60 @@ export async function fetchCommand(args: string[], io: Io): Promise<number> {
   const { url, options } = parsed;
   const out = options.out;
   const recordPath = `${out}.xs-ota-progress`;
+  const partPath = `${out}.xs-ota-part`;
   let size: number | undefined;
   let window: number | undefined;
   let timeout: number | undefined;
+  let minRate: number | undefined;
+  let rateWindow: number | undefined;
   try {
     size = positive(options.size, "--size");
     window = positive(options.window, "--window", true);
     timeout = positive(options.timeout, "--timeout");
+    minRate = positive(options["min-rate"], "--min-rate", true);
+    rateWindow = positive(options["rate-window"], "--rate-window");
+    if (rateWindow !== undefined && rateWindow < 1000) throw new Error(`--rate-window must be at least 1000 ms, got ${rateWindow}`);
     if (options.sha256 !== undefined && !/^[0-9a-fA-F]{64}$/.test(options.sha256)) throw new Error("--sha256 takes 64 hex digits");
   } catch (e) {
     io.err(`xs-ota fetch: ${(e as Error).message}`);
     return 2;
   }
-  const ca = options.ca ? readFileSync(options.ca, "utf8") : undefined;
+  let ca: string | undefined;
+  try {
+    ca = options.ca ? readFileSync(options.ca, "utf8") : undefined;
+  } catch (e) {
+    io.err(`error: cannot read the CA file ${options.ca}: ${describeFsError(e)}`);
+    return 1;
+  }
+  if (existsSync(out) && statSync(out).isDirectory()) {
+    io.err(`error: ${out} is a directory; --out names the file to write`);
+    return 1;
+  }
 
-  // Resume only what a record vouches for: same URL, same size, bytes present in the file.
+  // Resume only what a record vouches for: same URL, same size, bytes present in the part file.
   let offset = 0;
-  if (existsSync(out) && existsSync(recordPath)) {
+  if (existsSync(partPath) && existsSync(recordPath)) {
     try {
       const r = JSON.parse(readFileSync(recordPath, "utf8")) as Progress;
-      if (r.url === url && (size === undefined || r.size === size) && Number.isSafeInteger(r.offset)) {
+      if (r.url === url && (size === undefined || r.size === size) && Number.isSafeInteger(r.offset) && r.offset >= 0) {
         size = r.size;
-        offset = Math.min(r.offset, statSync(out).size);
+        offset = Math.min(r.offset, statSync(partPath).size);
       }
     } catch {
       offset = 0;
     }
   }
-  const fd = openSync(out, offset > 0 ? "r+" : "w");
+  let fd: number;
+  try {
+    fd = openSync(partPath, offset > 0 ? "r+" : "w");
+  } catch (e) {
+    io.err(`error: cannot write ${partPath}: ${describeFsError(e)}`);
+    return 1;
+  }
   const hash = nodeDigests.create("sha256");
   if (offset > 0) {
     let left = offset;
-    streamFile(out, (chunk) => {
+    streamFile(partPath, (chunk) => {
       const take = chunk.subarray(0, Math.min(left, chunk.length));
       if (take.length) hash.update(take);
       left -= take.length;
@@ -112,6 +138,7 @@ export async function fetchCommand(args: string[], io: Io): Promise<number> {
       window,
       ca,
       timeout,
+      rate: { ...(minRate !== undefined ? { minRate } : {}), ...(rateWindow !== undefined ? { window: rateWindow } : {}) },
       onSize: (total) => {
         size = total;
         bar.start(total, offset);
@@ -132,22 +159,38 @@ export async function fetchCommand(args: string[], io: Io): Promise<number> {
     closeSync(fd);
     const digest = Buffer.from(hash.finish()).toString("hex");
     if (options.sha256 && digest !== options.sha256.toLowerCase()) {
+      // Not the file that was asked for: nothing of it is kept, and FILE is untouched.
       rmSync(recordPath, { force: true });
-      io.err(`error: sha256 of the download is ${digest}, expected ${options.sha256.toLowerCase()}`);
+      rmSync(partPath, { force: true });
+      io.err(`error: sha256 of the download is ${digest}, expected ${options.sha256.toLowerCase()}; ${out} is unchanged`);
       return 1;
     }
+    const held = statSync(partPath).size;
+    if (held !== result.size) {
+      rmSync(recordPath, { force: true });
+      rmSync(partPath, { force: true });
+      io.err(`error: the download holds ${held} bytes, the file is ${result.size}; ${out} is unchanged`);
+      return 1;
+    }
+    renameSync(partPath, out);
     rmSync(recordPath, { force: true });
     io.out(`saved ${out}: ${result.size} bytes, sha256 ${digest} (${result.requests} requests, ${result.failures} retried, ${result.redirects} redirects)`);
     return 0;
   } catch (e) {
     bar.stop();
     closeSync(fd);
-    // Every byte handed to the sink is in the file: the next run resumes after all of them.
+    // Every byte handed to the sink is in the part file: the next run resumes after all of them.
     if (size !== undefined && written > 0) record(written, size);
-    if (isOtaError(e)) {
-      io.err(`error: ${e.message} [${e.code}]`);
-      return 1;
-    }
-    throw e;
+    else if (offset === 0) rmSync(partPath, { force: true });
+    const kept = written > 0 ? `; ${written} bytes kept in ${partPath} for the next run` : "";
+    io.err(isOtaError(e) ? `error: ${e.message} [${e.code}]${kept}` : `error: ${e instanceof Error ? e.message : String(e)}${kept}`);
+    return 1;
   }
+}
+
+/** An fs error as one line: "no such file" rather than the errno dump. */
+function describeFsError(e: unknown): string {
+  const code = (e as NodeJS.ErrnoException).code;
+  const known: Record<string, string> = { ENOENT: "no such file", EISDIR: "it is a directory", EACCES: "permission denied", ENOTDIR: "a part of the path is not a directory" };
+  return (code && known[code]) ?? (e instanceof Error ? e.message : String(e));
 }

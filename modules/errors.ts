@@ -33,6 +33,7 @@ export type OtaErrorCode =
   | "stream-protocol" // an MQTT stream message that breaks the rules: CBOR, file id, index, length
   | "stream-rejected" // the stream service refused a request (its error code in the message)
   | "no-progress" // retries ran out without a byte of progress
+  | "too-slow" // the transfer delivered less than its minimum sustained rate (a server that trickles)
   | "cancelled" // the transfer was abandoned on purpose (a new job replaced it)
   | "bad-argument"; // a caller passed something outside the documented range
 

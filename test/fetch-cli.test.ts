@@ -55,9 +55,9 @@ describe("xs-ota fetch", () => {
     expect((await fetch(server.url("/good/fw.bin"), "--out", join(dir, "c.bin"), "--size", "999")).err).toMatch(/server's file is 1000003 bytes, the job says 999 \[http-protocol\]/);
   });
 
-  it("resumes into the file a previous run left, from its progress record", async () => {
+  it("resumes from the part file a previous run left, with its progress record", async () => {
     const out = join(dir, "d.bin");
-    writeFileSync(out, FILE.subarray(0, 400_000));
+    writeFileSync(`${out}.xs-ota-part`, FILE.subarray(0, 400_000));
     const url = server.url("/good/resume/fw.bin");
     writeFileSync(`${out}.xs-ota-progress`, JSON.stringify({ url, size: FILE.length, offset: 400_000 }));
     const before = server.requests.length;
@@ -66,6 +66,7 @@ describe("xs-ota fetch", () => {
     expect(r.out).toMatch(/resuming .* at 400000 bytes/);
     expect(server.requests.slice(before).map((q) => q.range)).toEqual(["bytes=400000-"]);
     expect(saved(out)).toBe(true);
+    expect(existsSync(`${out}.xs-ota-part`)).toBe(false);
   });
 
   it("records how far it got when a run fails, so the next run resumes there", async () => {
@@ -75,8 +76,52 @@ describe("xs-ota fetch", () => {
     expect(first.code).toBe(1);
     expect(first.err).toMatch(/URL expired or refused \(HTTP 403/);
     expect(JSON.parse(readFileSync(`${out}.xs-ota-progress`, "utf8"))).toMatchObject({ url, offset: 200_000 });
+    expect(first.err).toContain(`200000 bytes kept in ${out}.xs-ota-part for the next run`);
+    expect(existsSync(out)).toBe(false);
     const second = await fetch(url, "--out", out, "--window", "100000");
     expect(second.out).toMatch(/resuming .* at 200000 bytes/);
+  });
+
+  it("a refused, failed or wrong download leaves what --out held as it was", async () => {
+    const out = join(dir, "keep.bin");
+    const old = Buffer.from("the previous firmware, still wanted");
+    const cases: [string, string[], RegExp][] = [
+      ["/status/403/fw.bin", [], /URL expired or refused \(HTTP 403/],
+      ["/status/404/fw.bin", [], /HTTP 404/],
+      ["/bad-content-range/start/fw.bin", ["--window", "65536"], /Content-Range/],
+      ["/good/fw.bin", ["--sha256", "0".repeat(64)], /sha256 of the download is .* is unchanged/],
+      ["/good/fw.bin", ["--size", "999"], /the job says 999/],
+    ];
+    for (const [path, extra, reason] of cases) {
+      writeFileSync(out, old);
+      const r = await fetch(server.url(path), "--out", out, ...extra);
+      expect(r.code, path).toBe(1);
+      expect(r.err, path).toMatch(reason);
+      expect(readFileSync(out).equals(old), `${path}: --out untouched`).toBe(true);
+    }
+    // And a good run replaces it whole.
+    const r = await fetch(server.url("/good/fw.bin"), "--out", out, "--sha256", SHA);
+    expect(r.code).toBe(0);
+    expect(saved(out)).toBe(true);
+  });
+
+  it("a server that trickles ends with the rate floor's reason, not hours later", async () => {
+    const out = join(dir, "slow.bin");
+    // 2 KB per connection, then a graceful close: progress every time, 1 s of backoff between.
+    const r = await fetch(server.url("/trickle/2048/fw.bin"), "--out", out, "--min-rate", "10000", "--rate-window", "1000");
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/below the floor of 10000 bytes\/s .*\[too-slow\]/);
+    expect(existsSync(out)).toBe(false);
+  });
+
+  it("bad files and paths: one line naming the file, no stack trace", async () => {
+    const missingCa = await fetch(server.url("/good/fw.bin"), "--out", join(dir, "i.bin"), "--ca", join(dir, "no-such-ca.pem"));
+    expect(missingCa.code).toBe(1);
+    expect(missingCa.err).toMatch(/^error: cannot read the CA file .*no-such-ca\.pem: no such file$/);
+    const intoDir = await fetch(server.url("/good/fw.bin"), "--out", dir);
+    expect(intoDir.code).toBe(1);
+    expect(intoDir.err).toMatch(/is a directory/);
+    for (const r of [missingCa, intoDir]) expect(r.err).not.toMatch(/\n\s+at /);
   });
 
   it("exits 1 with the reason for what a device would refuse", async () => {

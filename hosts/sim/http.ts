@@ -182,6 +182,9 @@ class NodeResponse implements HttpResponse {
     res.pause();
     res.on("data", (chunk: Buffer) => this.#onData(chunk));
     res.on("end", () => this.#onEnd());
+    // And flowing into the queue at once (it pauses itself at QUEUE_CHUNKS): a first read that
+    // comes late (over the simulator's bridge, say) must still get what arrived before a drop.
+    res.resume();
     res.on("error", (e) => this.#drop(e));
     // Node 20 destroys an incomplete response with "aborted" (ECONNRESET) when the socket closes
     // early; 'close' without 'end' catches any path that does not emit 'error'.

@@ -15,6 +15,13 @@ export interface AgentConfig {
   requestTimeout: number;
   /** Attempts in a row without progress before a transfer gives up. */
   retries: number;
+  /**
+   * The minimum sustained rate, bytes per second over every `rateWindow` ms of a transfer (HTTP
+   * or streams): below it the transfer ends "too-slow", so a server that trickles cannot hold an
+   * update forever. 0 turns the floor off.
+   */
+  minRate: number;
+  rateWindow: number;
   /** Bytes between progress reports to the cloud. */
   progressInterval: number;
   /** Bytes between download progress records in the StateStore (each is an NVS write). */
@@ -36,6 +43,8 @@ export const DEFAULT_CONFIG: AgentConfig = Object.freeze({
   timeout: 30_000,
   requestTimeout: 10_000,
   retries: 5,
+  minRate: 256,
+  rateWindow: 120_000,
   progressInterval: 64 * 1024,
   recordInterval: 64 * 1024,
   selfTestTimeout: 60_000,

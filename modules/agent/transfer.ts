@@ -26,7 +26,7 @@ export const ERASED_KEY = "ota.erased";
 
 export type TransferSettings = Pick<
   AgentConfig,
-  "blockSize" | "blocksPerRequest" | "window" | "httpWindow" | "timeout" | "requestTimeout" | "retries" | "recordInterval" | "ca"
+  "blockSize" | "blocksPerRequest" | "window" | "httpWindow" | "timeout" | "requestTimeout" | "retries" | "minRate" | "rateWindow" | "recordInterval" | "ca"
 >;
 
 export interface TransferPorts {
@@ -175,6 +175,7 @@ class HttpSession {
       ca: s.ca,
       timeout: s.timeout,
       retries: s.retries,
+      rate: { minRate: s.minRate, window: s.rateWindow },
       cancelled: this.cancelled,
       sink: (chunk, at) => this.#sink(chunk, at),
     });
@@ -229,6 +230,7 @@ function blockTransfer(
     window: s.window,
     requestTimeout: s.requestTimeout,
     maxRetries: s.retries,
+    rate: { minRate: s.minRate, window: s.rateWindow },
     resume,
     beforeWrite: (index, bytes) => {
       if (index === 0) cb.checkHeader(bytes.subarray(0, Math.min(bytes.length, IMAGE_PREFIX_SIZE)));

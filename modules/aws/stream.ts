@@ -14,7 +14,9 @@
  *   is refused and counted, never written (late blocks of an earlier download on the same stream
  *   look like that too); a block already received is ignored; a request that goes quiet is asked
  *   again, and too many in a row without progress end the transfer: "stream-protocol" with the
- *   last refusal's reason when bad messages were all that came, else "no-progress".
+ *   last refusal's reason when bad messages were all that came, else "no-progress";
+ * - a service that trickles (a block just before every timeout) meets the rate floor
+ *   (modules/transfer/rate.ts): "too-slow".
  */
 import type { Clock, TimerId } from "../ports/clock.ts";
 import type { Digest } from "../ports/digest.ts";
@@ -22,6 +24,7 @@ import type { Mqtt, QoS } from "../ports/mqtt.ts";
 import { OtaError, isOtaError } from "../errors.ts";
 import { decodeCbor, encodeCbor, type CborMap } from "../codec/cbor.ts";
 import { blockCount, fullBitmap, type BlockTransfer, type BlockTransferOptions } from "../transfer/blocks.ts";
+import { RateFloor } from "../transfer/rate.ts";
 
 export const MIN_BLOCK = 256;
 export const MAX_BLOCK = 128 * 1024;
@@ -72,6 +75,9 @@ export class StreamDownload implements BlockTransfer {
   /** Blocks below this are received or in a request in flight. */
   #cursor = 0;
   #quiet = 0;
+  /** Bytes of good new blocks in this session, for the rate floor. */
+  #bytes = 0;
+  readonly #floor: RateFloor;
   #settle!: { resolve: (r: StreamResult) => void; reject: (e: unknown) => void };
   readonly #finished: Promise<StreamResult>;
   #done = false;
@@ -92,6 +98,7 @@ export class StreamDownload implements BlockTransfer {
       throw new OtaError("bad-argument", "resume bitmap does not fit this file and block size");
     }
     this.#needed = o.resume ? o.resume.bitmap.slice() : fresh;
+    this.#floor = new RateFloor(o.clock, o.rate);
     this.#token = o.clientToken ?? `xs-ota-${Math.floor(Math.random() * 0x7fffffff).toString(36)}`;
     this.#remaining = 0;
     for (let i = 0; i < this.#blocks; i++) if (this.#isNeeded(i)) this.#remaining++;
@@ -177,6 +184,8 @@ export class StreamDownload implements BlockTransfer {
     this.#needed[i >> 3] &= ~(1 << (i & 7));
     this.#remaining--;
     this.#result.blocks++;
+    this.#bytes += p.length;
+    this.#floor.check(this.#bytes);
     this.#quiet = 0;
     this.#problem = undefined;
     this.#advanceHash(i, p);
@@ -272,6 +281,7 @@ export class StreamDownload implements BlockTransfer {
     try {
       this.#quiet++;
       this.#result.retries++;
+      this.#floor.check(this.#bytes);
       if (this.#quiet > (this.#o.maxRetries ?? 5)) {
         const missing = `${this.#quiet} requests in a row without a good block (${this.#remaining} blocks missing)`;
         if (this.#problem) throw new OtaError("stream-protocol", `stream sends bad messages: ${this.#problem}; ${missing}`);

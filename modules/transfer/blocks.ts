@@ -9,11 +9,12 @@
  * - after each block is in flash, `persist` gets the bitmap of blocks still needed and the erase
  *   mark, so a restart with them as `resume` asks only for what flash lacks;
  * - `start()` resolves when every block is written and digested, and rejects with an OtaError
- *   ("no-progress", "stream-protocol", ...) when the transfer gives up; `cancel()` stops it
+ *   ("no-progress", "too-slow", "stream-protocol", ...) when the transfer gives up; `cancel()` stops it
  *   without settling.
  */
 import type { Digest } from "../ports/digest.ts";
 import type { BlockWriter } from "../storage/block-writer.ts";
+import type { RateFloorOptions } from "./rate.ts";
 
 export interface BlockState {
   /** Bit i % 8 of byte i / 8 set: block i is still needed. */
@@ -36,6 +37,8 @@ export interface BlockTransferOptions {
   requestTimeout?: number;
   /** Requests asked again in a row without a new block before giving up. */
   maxRetries?: number;
+  /** The minimum sustained rate (modules/transfer/rate.ts; default 256 B/s over 2 minutes). */
+  rate?: Partial<RateFloorOptions>;
   /** State from before a reboot (same file and block size). */
   resume?: BlockState;
   /** Called with each new block before it is written; throwing ends the transfer with that error. */

@@ -13,12 +13,16 @@
  *   "url-refused", so the job layer can fetch a fresh URL and call again from the same offset;
  * - dropped connections, stalls and 5xx are retried from the last byte received, with doubling
  *   backoff from the Clock port; the retry budget counts attempts without progress, so a link
- *   that drops every few hundred KB still finishes, and a dead one gives up.
+ *   that drops every few hundred KB still finishes, and a dead one gives up;
+ * - a server that trickles (a few bytes before every timeout, again and again) meets the rate
+ *   floor (rate.ts): "too-slow" once a window of `rate.window` ms brings less than `rate.minRate`
+ *   bytes a second (default 256 B/s over 2 minutes).
  */
 import type { Clock } from "../ports/clock.ts";
 import type { Http, HttpResponse } from "../ports/http.ts";
 import { OtaError, isOtaError } from "../errors.ts";
 import { formatHttpUrl, parseHttpUrl, resolveLocation, type HttpUrl } from "./url.ts";
+import { RateFloor, type RateFloorOptions } from "./rate.ts";
 
 export interface DownloadOptions {
   http: Http;
@@ -46,6 +50,8 @@ export interface DownloadOptions {
   onSize?(size: number): void;
   /** Polled between chunks; true abandons the download with "cancelled". */
   cancelled?(): boolean;
+  /** The minimum sustained rate (default DEFAULT_RATE_FLOOR; minRate 0 turns it off). */
+  rate?: Partial<RateFloorOptions>;
 }
 
 export interface DownloadResult {
@@ -83,6 +89,7 @@ export async function downloadRange(o: DownloadOptions): Promise<DownloadResult>
   const backoff = o.backoff ?? { first: 1000, max: 30000 };
   const result: DownloadResult = { size: size ?? 0, requests: 0, failures: 0, redirects: 0 };
   let idle = 0;
+  const floor = new RateFloor(o.clock, o.rate, at.offset);
 
   while (size === undefined || at.offset < size) {
     if (o.cancelled?.()) throw new OtaError("cancelled", `download abandoned at ${at.offset} bytes`);
@@ -97,9 +104,10 @@ export async function downloadRange(o: DownloadOptions): Promise<DownloadResult>
         result.size = size;
         o.onSize?.(size);
       }
-      await receive(o, response, expected, at);
+      await receive(o, response, expected, at, floor);
     } catch (e) {
       if (!retryable(e)) throw e;
+      floor.check(at.offset);
       result.failures++;
       idle = at.offset > from ? 1 : idle + 1;
       if (idle > retries) {
@@ -173,7 +181,7 @@ function check(response: HttpResponse, url: HttpUrl, from: number, last: number 
   return fail("http-status", `HTTP ${status} from ${url.host}`);
 }
 
-async function receive(o: DownloadOptions, response: HttpResponse, expected: Expected, at: { offset: number }): Promise<void> {
+async function receive(o: DownloadOptions, response: HttpResponse, expected: Expected, at: { offset: number }, floor: RateFloor): Promise<void> {
   const end = expected.end;
   try {
     for (;;) {
@@ -187,6 +195,7 @@ async function receive(o: DownloadOptions, response: HttpResponse, expected: Exp
       }
       if (chunk.length) o.sink(chunk, at.offset);
       at.offset += chunk.length;
+      floor.check(at.offset);
     }
   } catch (e) {
     response.close();

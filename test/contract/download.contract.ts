@@ -149,6 +149,16 @@ export default suite("http range downloader", (test) => {
     }
   });
 
+  test("a server that trickles (4 KB, then a cut, again and again) meets the rate floor; without one it finishes", async () => {
+    // Each attempt makes progress, so the retry budget alone would never end it: 4 KB per
+    // second of the (virtual) backoff is below a floor of 8 KB/s over 5 s.
+    const slow = target();
+    await rejectsCode(() => get("/trickle/4096/fw.bin", slow, { retries: 3, rate: { minRate: 8192, window: 5000 } }), "too-slow", "below the floor of 8192 bytes/s");
+    const off = target();
+    await get("/trickle/4096/fw.bin", off, { retries: 3, rate: { minRate: 0 } });
+    exact(off);
+  });
+
   test("a body longer than Content-Length never reaches the file", async () => {
     const t = target();
     await get("/long-body/fw.bin", t, { window: 65536 });

@@ -135,6 +135,23 @@ export default suite("mqtt streams", (test) => {
     ok(run.broker.requests.length >= 4, "asked again before giving up");
   });
 
+  test("a service that trickles (one block per request, just before the timeout) meets the rate floor", async () => {
+    // Every re-ask brings a block, so the quiet count never runs out: 2 blocks per 5 s is far
+    // below a floor of 1 KB/s over 20 s.
+    let first = false;
+    const trickle: ServiceHooks = {
+      answer: () => (first = true),
+      block: (m) => {
+        if (!first) return undefined;
+        first = false;
+        return m;
+      },
+    };
+    const run = start(trickle, { rate: { minRate: 1024, window: 20_000 } });
+    await rejectsCode(() => drive(run.promise, run.clock), "too-slow", "below the floor of 1024 bytes/s");
+    ok(run.states.length >= 4, `blocks kept arriving (${run.states.length})`);
+  });
+
   test("a request lost once is asked again and the file completes", async () => {
     const run = start({ answer: (_r, index) => index !== 0 });
     await completes(run);

@@ -11,6 +11,8 @@
  *   /short-body/...                   Range honoured; the socket is closed after half the body
  *   /long-body/...                    Range honoured; 100 bytes more than Content-Length
  *   /reset-every/<K>/...              Range honoured; the connection is closed after K body bytes
+ *   /trickle/<K>/...                  Range honoured; K body bytes, then the connection ends
+ *                                     gracefully (FIN after the data: none of it is lost)
  *   /stall/...                        headers, then nothing
  *   /stall-after/<K>/...              Range honoured; headers and K body bytes, then nothing
  *   /stall-before-headers/...         the request is read, nothing is answered
@@ -228,6 +230,16 @@ export async function startHostileServer(options: HostileOptions): Promise<Hosti
         const bytes = bodyOf(span);
         if (bytes.length <= k) return writeBody(res, bytes, () => res.end());
         return writeBody(res, bytes.subarray(0, k), () => socket.destroy());
+      }
+      case "trickle": {
+        const k = number(parameter);
+        if (!(k > 0)) return status(res, 404);
+        const span = rangedHead(req, res, true);
+        if (span === null) return;
+        if (req.method === "HEAD") return void res.end();
+        const bytes = bodyOf(span);
+        if (bytes.length <= k) return writeBody(res, bytes, () => res.end());
+        return writeBody(res, bytes.subarray(0, k), () => socket.end());
       }
       case "stall":
         rangedHead(req, res, true);
