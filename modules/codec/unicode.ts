@@ -24,6 +24,26 @@ export function isOtherCharacter(cp: number): boolean {
   return false;
 }
 
+/**
+ * `s` with every category C character (controls, format characters such as U+200B or the bidi
+ * overrides, lone surrogates) written as \u{XXXX}: what a reason quotes from its input can then
+ * neither hide text nor move it on a terminal.
+ */
+export function escapeOther(s: string): string {
+  let out = "";
+  let from = 0;
+  for (let i = 0; i < s.length; i++) {
+    const cp = s.codePointAt(i) as number;
+    const wide = cp > 0xffff && s.charCodeAt(i) !== cp;
+    if (isOtherCharacter(cp)) {
+      out += s.slice(from, i) + "\\u{" + cp.toString(16).toUpperCase() + "}";
+      from = i + (wide ? 2 : 1);
+    }
+    if (wide) i++;
+  }
+  return from === 0 ? s : out + s.slice(from);
+}
+
 /** True when `s` holds a character of category C, a lone surrogate included. */
 export function hasOtherCharacter(s: string): boolean {
   for (let i = 0; i < s.length; i++) {

@@ -4,13 +4,14 @@
  */
 import { utf8Decode, utf8Length } from "../codec/utf8.ts";
 import { isOtaError } from "../errors.ts";
-import { parseHttpUrl } from "../transfer/url.ts";
+import { MAX_URL_LENGTH, parseHttpUrl } from "../transfer/url.ts";
+import { escapeOther } from "../codec/unicode.ts";
 import type { ParseResult } from "./plan.ts";
 
 /** Messages larger than this are refused before they are parsed. */
 export const MAX_MESSAGE_BYTES = 32 * 1024;
 /** Presigned S3 URLs are ~1.3 KB; the limit leaves room without letting a URL fill the heap. */
-export const MAX_URL_LENGTH = 2048;
+export { MAX_URL_LENGTH };
 
 export type JsonObject = Record<string, unknown>;
 
@@ -57,7 +58,9 @@ export function show(v: unknown): string {
   } catch {
     s = String(v);
   }
-  return s.length > 64 ? s.slice(0, 61) + "..." : s;
+  // JSON escapes C0 controls and lone surrogates; format characters (U+200B, bidi overrides) and
+  // C1 controls it leaves as they are.
+  return escapeOther(s.length > 64 ? s.slice(0, 61) + "..." : s);
 }
 
 /** The message as text: at most MAX_MESSAGE_BYTES of well-formed UTF-8. */

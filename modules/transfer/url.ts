@@ -5,6 +5,10 @@
  * absolute-path and relative-path).
  */
 import { OtaError } from "../errors.ts";
+import { escapeOther, hasOtherCharacter } from "../codec/unicode.ts";
+
+/** The longest URL taken (S3 presigned URLs run to about 1,500 characters). */
+export const MAX_URL_LENGTH = 2048;
 
 export interface HttpUrl {
   scheme: "http" | "https";
@@ -19,16 +23,37 @@ export interface HttpUrl {
 // match data, and Moddable's XS (8.2.3) crashes in exec's temporary copy once a collection runs.
 const ABSOLUTE = () => /^(https?):\/\/([^/?#@]*@)?(\[[0-9a-fA-F:.]+\]|[^/?#:\[\]]+)(?::(\d{1,5}))?([/?][^#]*)?(#.*)?$/i;
 
+/** A host name of LDH labels (and "_", which some private names carry), or a dotted IPv4 address. */
+function checkHost(host: string): void {
+  if (host.startsWith("[")) return; // the IPv6 literal's own pattern already held
+  if (host.length > 253) throw new OtaError("bad-argument", `host name is ${host.length} characters; at most 253`);
+  const labels = (host.endsWith(".") ? host.slice(0, -1) : host).split(".");
+  for (const label of labels) {
+    if (!/^[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$/.test(label)) {
+      throw new OtaError("bad-argument", `host "${escapeOther(host.slice(0, 100))}" is not a host name (letters, digits, "-" and "." only; an international name in its xn-- form)`);
+    }
+  }
+}
+
+/**
+ * The one URL rule of every document format and of redirects: http or https, a host name or IP
+ * address, a port in 1..65535, at most MAX_URL_LENGTH characters, and nowhere a space, a control,
+ * a format character or a lone surrogate.
+ */
 export function parseHttpUrl(text: string): HttpUrl {
+  if (text.length > MAX_URL_LENGTH) throw new OtaError("bad-argument", `URL is ${text.length} characters; at most ${MAX_URL_LENGTH}`);
+  if (/\s/.test(text) || hasOtherCharacter(text)) {
+    throw new OtaError("bad-argument", `URL "${escapeOther(text.slice(0, 200))}" has spaces, control or format characters`);
+  }
   const m = ABSOLUTE().exec(text);
-  if (!m) throw new OtaError("bad-argument", `'${text.slice(0, 200)}' is not an absolute http or https URL`);
+  if (!m) throw new OtaError("bad-argument", `"${escapeOther(text.slice(0, 200))}" is not an absolute http or https URL`);
   if (m[2]) throw new OtaError("bad-argument", "URLs with user:password@ are not supported");
   const scheme = m[1].toLowerCase() as HttpUrl["scheme"];
+  checkHost(m[3]);
   const port = m[4] === undefined ? (scheme === "https" ? 443 : 80) : Number(m[4]);
   if (port < 1 || port > 65535) throw new OtaError("bad-argument", `port ${m[4]} is out of range`);
   let path = m[5] ?? "/";
   if (path[0] === "?") path = "/" + path;
-  if (/[\s\x00-\x1f\x7f]/.test(path)) throw new OtaError("bad-argument", "URL path has spaces or control characters");
   return { scheme, host: m[3].toLowerCase(), port, path };
 }
 

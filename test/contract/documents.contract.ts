@@ -309,12 +309,46 @@ export default suite("job documents", (test) => {
     equal(planOf(http("http://10.0.0.2:8080/fw.bin")).url, "http://10.0.0.2:8080/fw.bin");
     expectInvalid(http("ftp://example.com/fw.bin"), 'afr_ota.files[0].update_data_url has the unsupported scheme "ftp:"', "job-1");
     expectInvalid(http("javascript:alert(1)"), 'unsupported scheme "javascript:"', "job-1");
-    expectInvalid(http("/fw.bin"), "afr_ota.files[0].update_data_url: '/fw.bin' is not an absolute http or https URL", "job-1");
+    expectInvalid(http("/fw.bin"), 'afr_ota.files[0].update_data_url: "/fw.bin" is not an absolute http or https URL', "job-1");
     expectInvalid(http("https://user:pw@example.com/fw.bin"), "user:password@", "job-1");
     expectInvalid(http("https://example.com/" + "a".repeat(2040)), "afr_ota.files[0].update_data_url is 2060 characters; at most 2048", "job-1");
     expectInvalid(http(42), "afr_ota.files[0].update_data_url must be a string", "job-1");
     // Present but unused on an MQTT job: still checked.
     expectInvalid(awsFile({ update_data_url: "ftp://x/y" }), "update_data_url", "job-1");
+  });
+
+  test("one URL rule for every format: no spaces, controls or format characters anywhere, a host name or IP", () => {
+    const bad = [
+      "https://h.exa\u0000mple/fw",
+      "https://h .example/fw",
+      "https://h.example/f w",
+      "https://h.exa\u200bmple/fw",
+      "https://h.example/fw\u202e.bin",
+      "https://h.example/fw?x=\u0085",
+      "https://h\u00e9.example/fw",
+      "https://-h.example/fw",
+      "https://h..example/fw",
+      "https://h.example:0/fw",
+      "https://h.example:65536/fw",
+    ];
+    const nrf = (u: string) => aws({ operation: "app_fw_update", fwversion: "v2", size: 1024, location: { url: u } }, { allowUnsigned: true });
+    const zerynth = (u: string) => aws({ bc_idx: 1, bc_crc: MD5, bc_size: 1024, bc_url: u }, { allowUnsigned: true });
+    const awsHttp = (u: string) => aws({ afr_ota: ota({ protocols: ["HTTP"] }, { update_data_url: u }) });
+    const enosPush = (u: string) => parseEnosUpgrade(enos({ fileUrl: u }), { allowUnsigned: true });
+    for (const u of bad) {
+      for (const [name, parse] of [["aws", awsHttp], ["nrf", nrf], ["zerynth", zerynth], ["enos", enosPush]] as const) {
+        const r = parse(u);
+        if (r.kind !== "invalid") throw new AssertionError(`${name} took ${JSON.stringify(u)}`);
+        // What a reason quotes is escaped: no control or format character reaches a log or a terminal.
+        for (let i = 0; i < r.reason.length; i++) {
+          const c = r.reason.charCodeAt(i);
+          ok(c >= 0x20 && c !== 0x7f && !(c >= 0x80 && c <= 0x9f) && c !== 0x200b && c !== 0x202e, `${name}: the reason for ${JSON.stringify(u)} carries U+${c.toString(16)}`);
+        }
+      }
+    }
+    ok((awsHttp("https://h.exa\u200bmple/fw") as { reason: string }).reason.includes("\\u{200B}"), "the format character is shown escaped");
+    equal(planOf(awsHttp("https://my_bucket.s3.example.com:8443/a/b.bin?X-Amz-Signature=ab%20cd")).url, "https://my_bucket.s3.example.com:8443/a/b.bin?X-Amz-Signature=ab%20cd");
+    equal(planOf(awsHttp("http://[::1]:8080/fw.bin")).url, "http://[::1]:8080/fw.bin");
   });
 
   test("signatures: base64 of 8 to 100 bytes, with the certfile that names the key", () => {
