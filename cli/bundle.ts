@@ -9,6 +9,7 @@ import { writeFileSync } from "node:fs";
 import { resolve } from "node:path";
 import type { Io } from "./main.ts";
 import { bundleFile } from "../hosts/sim/bundle.ts";
+import { checkInput } from "./files.ts";
 
 const USAGE = "usage: xs-ota bundle APP.ts -o APP.js [--no-minify]";
 
@@ -25,6 +26,7 @@ export async function bundleCommand(args: string[], io: Io): Promise<number> {
   }
   if (rest.length !== 1) return usage(io, rest.length ? "one entry file, please" : "the app's entry file is missing");
   if (out === undefined) return usage(io, "-o OUT.js is required");
+  checkInput(rest[0] ?? "", "the app's entry file");
   let script: string;
   try {
     script = await bundleFile(resolve(rest[0] ?? ""), { minify });

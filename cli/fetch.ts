@@ -18,6 +18,7 @@ import { NodeHttp } from "../hosts/sim/http.ts";
 import { NodeClock } from "../hosts/sim/clock.ts";
 import { nodeDigests } from "../hosts/sim/node-digest.ts";
 import { streamFile } from "./signing.ts";
+import { fsReason, readCaInput } from "./files.ts";
 
 const USAGE = "xs-ota fetch URL --out FILE [--size N] [--sha256 HEX] [--window BYTES] [--ca PEM] [--timeout MS] [--min-rate BYTES_PER_S] [--rate-window MS]";
 const RECORD_EVERY = 256 * 1024;
@@ -82,13 +83,7 @@ export async function fetchCommand(args: string[], io: Io): Promise<number> {
     io.err(`xs-ota fetch: ${(e as Error).message}`);
     return 2;
   }
-  let ca: string | undefined;
-  try {
-    ca = options.ca ? readFileSync(options.ca, "utf8") : undefined;
-  } catch (e) {
-    io.err(`error: cannot read the CA file ${options.ca}: ${describeFsError(e)}`);
-    return 1;
-  }
+  const ca = options.ca ? readCaInput(options.ca) : undefined;
   if (existsSync(out) && statSync(out).isDirectory()) {
     io.err(`error: ${out} is a directory; --out names the file to write`);
     return 1;
@@ -111,7 +106,7 @@ export async function fetchCommand(args: string[], io: Io): Promise<number> {
   try {
     fd = openSync(partPath, offset > 0 ? "r+" : "w");
   } catch (e) {
-    io.err(`error: cannot write ${partPath}: ${describeFsError(e)}`);
+    io.err(`error: cannot write ${partPath}: ${fsReason(e)}`);
     return 1;
   }
   const hash = nodeDigests.create("sha256");
@@ -186,11 +181,4 @@ export async function fetchCommand(args: string[], io: Io): Promise<number> {
     io.err(isOtaError(e) ? `error: ${e.message} [${e.code}]${kept}` : `error: ${e instanceof Error ? e.message : String(e)}${kept}`);
     return 1;
   }
-}
-
-/** An fs error as one line: "no such file" rather than the errno dump. */
-function describeFsError(e: unknown): string {
-  const code = (e as NodeJS.ErrnoException).code;
-  const known: Record<string, string> = { ENOENT: "no such file", EISDIR: "it is a directory", EACCES: "permission denied", ENOTDIR: "a part of the path is not a directory" };
-  return (code && known[code]) ?? (e instanceof Error ? e.message : String(e));
 }

@@ -9,7 +9,8 @@
  * Exit codes: 0 done / valid, 1 invalid image or I/O error, 2 bad arguments.
  */
 import { createHash } from "node:crypto";
-import { readFileSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
+import { readInput } from "./files.ts";
 import type { Io } from "./main.ts";
 import { OtaError, isOtaError } from "../modules/errors.ts";
 import { HEADER_SIZE, IMAGE_PREFIX_SIZE, SEGMENT_HEADER_SIZE, packImage, verifyImage } from "../modules/storage/esp-image.ts";
@@ -62,13 +63,7 @@ function pack(args: string[], io: Io): number {
     }
     secureVersion = Number(secure);
   }
-  let payload: Uint8Array;
-  try {
-    payload = new Uint8Array(readFileSync(o.rest[0]));
-  } catch (e) {
-    io.err(`error: ${(e as Error).message}`);
-    return 1;
-  }
+  const payload = readInput(o.rest[0], "the bundle");
   let image: Uint8Array;
   try {
     image = packImage({ version, secureVersion, projectName: project, payload, sha256 });
@@ -94,13 +89,7 @@ function info(args: string[], io: Io): number {
   const o = parse(args, {}, io, INFO_USAGE);
   if (!o) return 2;
   if (o.rest.length !== 1) return usageError(io, INFO_USAGE, o.rest.length ? "one image file, please" : "the image file is missing");
-  let bytes: Uint8Array;
-  try {
-    bytes = new Uint8Array(readFileSync(o.rest[0]));
-  } catch (e) {
-    io.err(`error: ${(e as Error).message}`);
-    return 1;
-  }
+  const bytes = readInput(o.rest[0], "the image");
   if (bytes.length < IMAGE_PREFIX_SIZE) {
     io.out(`invalid: truncated: an image starts with ${IMAGE_PREFIX_SIZE} bytes of header and descriptor, the file has ${bytes.length}`);
     return 1;

@@ -10,7 +10,8 @@
  * signature (sig-sha256-ecdsa) under `certfile` (default signer.crt, the device's key label);
  * `--filepath` sets the file's `filepath` (default /fw).
  */
-import { readFileSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
+import { readInput, readTextInput } from "./files.ts";
 import type { Io } from "./main.ts";
 import { documentFieldProblem, jobDocument, presignedPlaceholder, type DocumentFormat } from "../cloud/job-documents.ts";
 import { signFirmware, SIGNER_LABEL } from "../cloud/server.ts";
@@ -40,12 +41,19 @@ export function jobDocumentCommand(args: string[], io: Io): number {
   let bytes: Uint8Array;
   let version: string;
   let signature: string | undefined;
+  const file = o["file"];
+  bytes = readInput(file, "the firmware");
+  const key = o["key"] === undefined ? undefined : readTextInput(o["key"], "the signing key");
   try {
-    bytes = new Uint8Array(readFileSync(o["file"]));
     version = parseImagePrefix(bytes.subarray(0, 288)).desc.version;
-    if (o["key"] !== undefined) signature = signFirmware(bytes, readFileSync(o["key"], "utf8"));
   } catch (e) {
-    io.err(`error: ${e instanceof Error ? e.message : String(e)}`);
+    io.err(`error: ${file} is not an ESP32 app image: ${e instanceof Error ? e.message : String(e)}`);
+    return 1;
+  }
+  try {
+    if (key !== undefined) signature = signFirmware(bytes, key);
+  } catch (e) {
+    io.err(`error: cannot sign with ${o["key"]}: ${e instanceof Error ? e.message : String(e)}`);
     return 1;
   }
   for (const field of ["certfile", "filepath"] as const) {

@@ -21,6 +21,7 @@
  * not there.
  */
 import { readFileSync } from "node:fs";
+import { fsReason, readInput } from "./files.ts";
 import { resolve } from "node:path";
 import { DEFAULT_CONTROL_PORT } from "../cloud/server.ts";
 import type { Io } from "./main.ts";
@@ -124,12 +125,14 @@ function parse(args: string[], io: Io): number {
   const o = parseArgs(args);
   if (typeof o === "string") return usage(io, o);
   let bytes: Uint8Array;
-  try {
-    bytes = new Uint8Array(readFileSync(o.file === "-" ? 0 : o.file));
-  } catch (e) {
-    io.err(`error: cannot read ${o.file === "-" ? "stdin" : o.file}: ${e instanceof Error ? e.message : String(e)}`);
-    return 1;
-  }
+  if (o.file === "-") {
+    try {
+      bytes = new Uint8Array(readFileSync(0));
+    } catch (e) {
+      io.err(`error: cannot read stdin: ${fsReason(e)}`);
+      return 1;
+    }
+  } else bytes = readInput(o.file, "the job message");
   let result: ParseResult;
   if (o.format === "enos") {
     result = parseEnosUpgrade(bytes, { fileBase: o.fileBase, maxSize: o.maxSize, allowUnsigned: o.allowUnsigned });

@@ -13,6 +13,7 @@ import { thingCommand } from "./thing.ts";
 import { simCommand } from "./sim.ts";
 import { bundleCommand } from "./bundle.ts";
 import { demoCommand } from "./demo.ts";
+import { describeFailure } from "./files.ts";
 import { enosCommand } from "./enos.ts";
 
 export interface Io {
@@ -67,5 +68,12 @@ export async function main(argv: string[], io: Io = consoleIo): Promise<number> 
     for (const c of Object.values(commands)) for (const line of c.usage.split("\n")) io.err(`  xs-ota ${line}`);
     return name === undefined || name === "help" || name === "--help" ? 0 : 2;
   }
-  return command.run(rest, io);
+  try {
+    return await command.run(rest, io);
+  } catch (e) {
+    // The last line of defence: a user sees one line, never a stack trace.
+    const known = describeFailure(e);
+    io.err(`error: ${known ?? (e instanceof Error ? e.message : String(e))}`);
+    return 1;
+  }
 }

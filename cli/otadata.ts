@@ -2,7 +2,8 @@
  * xs-ota otadata decode FILE [--slots N]
  * xs-ota otadata encode --seq N --state NAME [--seq N --state NAME] -o FILE
  */
-import { readFileSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
+import { readInput } from "./files.ts";
 import type { Io } from "./main.ts";
 import { isOtaError } from "../modules/errors.ts";
 import {
@@ -63,7 +64,7 @@ function decode(args: string[], io: Io): number {
   }
   if (!file) return usage(io, "decode needs a FILE");
   if (!Number.isInteger(slots) || slots < 1 || slots > 16) return usage(io, "--slots takes 1 to 16");
-  const bytes = new Uint8Array(readFileSync(file));
+  const bytes = readInput(file, "the otadata dump");
   if (bytes.length !== OTADATA_SIZE) io.err(`warning: ${file} is 0x${bytes.length.toString(16)} bytes; otadata is 0x2000`);
   const entries = decodeOtadata(bytes);
   entries.forEach((e, i) => io.out(describeEntry(i, e, slots)));

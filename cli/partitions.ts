@@ -4,7 +4,7 @@
  * Prints the table a CSV describes and everything wrong with it, as FILE:LINE: message (line 0 is
  * the table as a whole). Exit codes: 0 ok, 1 errors in the table or an unreadable file, 2 usage.
  */
-import { readFileSync } from "node:fs";
+import { readTextInput } from "./files.ts";
 import type { Io } from "./main.ts";
 import {
   checkPartitionTable,
@@ -52,13 +52,7 @@ export function partitionsCommand(args: string[], io: Io): number {
     if (flashOverride === undefined) return usage(io, `'${flashSizeText}' is not a flash size`);
   }
 
-  let text: string;
-  try {
-    text = readFileSync(file, "utf8");
-  } catch (e) {
-    io.err(`xs-ota partitions: cannot read ${file}: ${e instanceof Error ? e.message : String(e)}`);
-    return 1;
-  }
+  const text = readTextInput(file, "the partition table");
 
   const table = parsePartitionCsv(text);
   const flashSize = flashOverride ?? table.flashSize;

@@ -8,10 +8,11 @@
  * base64 parsing in modules/, the portable verifier), so it answers what a device would.
  */
 import { createPrivateKey, createSign, generateKeyPairSync } from "node:crypto";
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, openSync, readSync, statSync, writeFileSync } from "node:fs";
+import { InputError, checkInput, readInput, readTextInput } from "./files.ts";
 import { join } from "node:path";
 import type { Io } from "./main.ts";
-import { isOtaError } from "../modules/errors.ts";
+import { OtaError, isOtaError } from "../modules/errors.ts";
 import { publicKeyFromPem } from "../modules/verify/keys.ts";
 import { checkSignature, signatureFromBase64 } from "../modules/verify/signature.ts";
 import { nobleVerifier } from "../modules/verify/noble-signature.ts";
@@ -78,6 +79,10 @@ export function keygenCommand(args: string[], io: Io): number {
     return 2;
   }
   const dir = o.values.out;
+  if (existsSync(dir) && !statSync(dir).isDirectory()) {
+    io.err(`error: ${dir} is a file; --out names the directory the two key files go in`);
+    return 1;
+  }
   const privatePath = join(dir, "signing-key.pem");
   const publicPath = join(dir, "signing-key.pub.pem");
   for (const p of [privatePath, publicPath]) {
@@ -102,7 +107,16 @@ export function signCommand(args: string[], io: Io): number {
     return 2;
   }
   try {
-    const key = createPrivateKey(readFileSync(o.values.key));
+    checkInput(o.rest[0], "the file to sign");
+    const keyPath = o.values.key;
+    const key = (() => {
+      try {
+        return createPrivateKey(Buffer.from(readInput(keyPath, "the signing key")));
+      } catch (e) {
+        if (e instanceof InputError) throw e;
+        throw new InputError(`the signing key ${keyPath} is not a private key in PEM (${(e as Error).message})`);
+      }
+    })();
     const curve = key.asymmetricKeyDetails?.namedCurve;
     if (key.asymmetricKeyType !== "ec" || curve !== "prime256v1") {
       io.err(`error: ${o.values.key} is a ${key.asymmetricKeyType}${curve ? ` ${curve}` : ""} key; OTA signatures need EC P-256 (prime256v1)`);
@@ -126,9 +140,19 @@ export function verifyCommand(args: string[], io: Io): number {
     return 2;
   }
   try {
-    const publicKey = publicKeyFromPem(readFileSync(o.values.key, "utf8"));
+    const keyPath = o.values.key;
+    const keyText = readTextInput(keyPath, "the public key");
+    const publicKey = (() => {
+      try {
+        return publicKeyFromPem(keyText);
+      } catch (e) {
+        // Not a key this device can use: the answer is "invalid", as for a bad signature.
+        throw isOtaError(e) ? new OtaError(e.code, `the public key ${keyPath}: ${e.message}`) : e;
+      }
+    })();
     const signature = signatureFromBase64(o.values.sig);
     const hash = nodeDigests.create("sha256");
+    checkInput(o.rest[0], "the file to verify");
     streamFile(o.rest[0], (chunk) => hash.update(chunk));
     checkSignature(nobleVerifier, publicKey, hash.finish(), signature);
     io.out("valid");

@@ -26,6 +26,8 @@
  */
 import { X509Certificate } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
+import { readCaInput, readInput, readTextInput } from "./files.ts";
+import { publicKeyFromPem } from "../modules/verify/keys.ts";
 import { join } from "node:path";
 import type { Io } from "./main.ts";
 import { waitForSignal } from "./signals.ts";
@@ -92,9 +94,15 @@ function parse(args: string[]): SimOptions | string {
       const eq = v.indexOf("=");
       const [label, path] = eq > 0 ? [v.slice(0, eq), v.slice(eq + 1)] : [SIGNER_LABEL, v];
       try {
-        o.keys[label] = readFileSync(path, "utf8");
+        const pem = readTextInput(path, "the public key");
+        try {
+          publicKeyFromPem(pem);
+        } catch (e) {
+          return `the public key ${path}: ${(e as Error).message}`;
+        }
+        o.keys[label] = pem;
       } catch (e) {
-        return `cannot read key ${path}: ${(e as Error).message}`;
+        return (e as Error).message;
       }
     } else if (a === "--broker") o.broker = v;
     else if (a === "--ca") o.ca = v;
@@ -164,14 +172,20 @@ export async function simCommand(args: string[], io: Io, hooks: SimCommandHooks 
   let ca: string | undefined;
   const tls = new Map<string, { ca: string; cert: string; key: string }>();
   try {
-    ca = caPath === undefined ? undefined : readFileSync(caPath, "utf8");
+    ca = caPath === undefined ? undefined : readCaInput(caPath);
     for (const thing of things) {
       const pair = thingTls(o, thing, ca);
       if (pair !== undefined) tls.set(thing, pair);
     }
     if (o.firmware !== undefined) {
-      const image = new Uint8Array(readFileSync(o.firmware));
-      for (const thing of things) flashDevice(join(o.dir, thing), image);
+      const image = readInput(o.firmware, "the firmware");
+      for (const thing of things) {
+        try {
+          flashDevice(join(o.dir, thing), image);
+        } catch (e) {
+          throw new Error(`cannot flash ${o.firmware}: ${e instanceof Error ? e.message : String(e)}`);
+        }
+      }
       io.out(`flashed ${o.firmware} into ${things.length === 1 ? things[0] : `${things.length} devices`} (${o.dir})`);
     }
   } catch (e) {

@@ -376,7 +376,12 @@ export class AwsJobsService {
       if ((e as NodeJS.ErrnoException).code === "ENOENT") return;
       throw e;
     }
-    const state = JSON.parse(text) as StateFile;
+    let state: StateFile;
+    try {
+      state = JSON.parse(text) as StateFile;
+    } catch (e) {
+      throw new Error(`${file}: not JSON (${e instanceof Error ? e.message : String(e)}); move it away to start with no jobs`);
+    }
     if (!isObject(state) || state.version !== STATE_VERSION || !Array.isArray(state.jobs) || !Array.isArray(state.executions)) {
       throw new Error(`${file}: not a jobs state file of version ${STATE_VERSION}`);
     }

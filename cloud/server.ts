@@ -282,7 +282,12 @@ export async function startCloud(options: CloudOptions): Promise<Cloud> {
     // Re-offer what earlier runs offered.
     for (const name of readdirSync(filesDir)) {
       if (!name.endsWith(".json")) continue;
-      const record = JSON.parse(readFileSync(join(filesDir, name), "utf8")) as OfferRecord;
+      let record: OfferRecord;
+      try {
+        record = JSON.parse(readFileSync(join(filesDir, name), "utf8")) as OfferRecord;
+      } catch (e) {
+        throw new Error(`${join(filesDir, name)}: not an offer record (${e instanceof Error ? e.message : String(e)}); move it away`);
+      }
       const bin = join(filesDir, `${record.jobId}.bin`);
       if (existsSync(bin)) offer(record, new Uint8Array(readFileSync(bin)));
     }

@@ -61,6 +61,8 @@ export function flashDevice(dir: string, image: Uint8Array, tablePath = DEFAULT_
     if (first === undefined) throw new OtaError("bad-argument", "the partition table has no app slot");
     const slot = sim.open(first);
     if (image.length > slot.status().size) throw new OtaError("bad-argument", `the image (${image.length} bytes) does not fit ${first} (${slot.status().size} bytes)`);
+    if (image.length === 0) throw new OtaError("bad-argument", "the image is empty");
+    // As esptool writes what it is given: an image the bootloader refuses halts the device at boot.
     new ImageWriter(slot, image.length).write(image);
   } finally {
     file.close();
@@ -73,17 +75,22 @@ export function openBoard(dir: string): Board {
   const path = join(dir, "flash.bin");
   if (!existsSync(path)) throw new OtaError("bad-argument", `${dir} holds no flashed device (no flash.bin): flash a firmware image first`);
   const size = statSync(path).size;
+  if (size < TABLE_OFFSET + TABLE_MAX_LENGTH || size % 4096 !== 0) {
+    throw new OtaError("bad-argument", `${path} is ${size} bytes: not a whole flash chip (truncated?); flash a firmware image again`);
+  }
   const file = openFlashFile(path, size, { strict: true });
   let table: PartitionExtent[];
   try {
     const raw = new Uint8Array(file.flash.read(TABLE_MAX_LENGTH, TABLE_OFFSET));
     table = decodePartitionTable(raw, md5).map(({ name, type, subtype, offset, size: length }) => ({ name, type, subtype, offset, size: length }));
+    const end = Math.max(...table.map((p) => p.offset + p.size));
+    if (end > size) throw new OtaError("bad-argument", `its partition table reaches 0x${end.toString(16)}, the file ends at 0x${size.toString(16)} (truncated?)`);
   } catch (e) {
     file.close();
-    throw e;
+    throw new OtaError("bad-argument", `${path}: ${e instanceof Error ? e.message : String(e)}`);
   }
   const nvsPath = join(dir, "nvs.json");
-  const saved = existsSync(nvsPath) ? (JSON.parse(readFileSync(nvsPath, "utf8")) as Record<string, string>) : {};
+  const saved = existsSync(nvsPath) ? readNvs(nvsPath) : {};
   const store = new MemoryStateStore(
     Object.entries(saved).map(([k, v]) => [k, new Uint8Array(Buffer.from(v, "base64"))]),
     (records) => {
@@ -99,6 +106,20 @@ export function openBoard(dir: string): Board {
 
 /** The bootloader's image check, with the host's native SHA-256. */
 export const checkImage: ImageCheck = espImageCheck(sha256);
+
+/** nvs.json: key -> base64 of the record. A file that is not that names itself. */
+function readNvs(path: string): Record<string, string> {
+  let value: unknown;
+  try {
+    value = JSON.parse(readFileSync(path, "utf8"));
+  } catch (e) {
+    throw new OtaError("bad-argument", `${path} is not the device's NVS (JSON: ${e instanceof Error ? e.message : String(e)}); flash the device again to start over`);
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value) || !Object.values(value).every((v) => typeof v === "string")) {
+    throw new OtaError("bad-argument", `${path} is not the device's NVS (an object of base64 strings); flash the device again to start over`);
+  }
+  return value as Record<string, string>;
+}
 
 /** The JavaScript program an image carries: its second segment (after the app descriptor). */
 export function imageProgram(slot: Flash): { version: string; source: string } {
