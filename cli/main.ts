@@ -51,7 +51,7 @@ const commands: Record<string, { run: Command; usage: string }> = {
   demo: { run: (args, io) => demoCommand(args, io), usage: "demo [--dir DIR] [--broker URL]" },
   bundle: { run: bundleCommand, usage: "bundle APP.ts -o APP.js [--no-minify]" },
   image: { run: imageCommand, usage: "image pack --version V [--secure-version N] -o OUT BUNDLE.js | image info FILE" },
-  fetch: { run: fetchCommand, usage: "fetch URL --out FILE [--size N] [--sha256 HEX] [--window BYTES] [--ca PEM] [--timeout MS]" },
+  fetch: { run: fetchCommand, usage: "fetch URL --out FILE [--size N] [--sha256 HEX] [--window BYTES] [--ca PEM] [--timeout MS] [--min-rate BYTES_PER_S] [--rate-window MS]" },
 };
 
 const consoleIo: Io = {
