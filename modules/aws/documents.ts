@@ -224,7 +224,7 @@ function awsOta(ota: unknown, ex: Execution, opts: Checked): UpdatePlan {
   const sig = file[SIGNATURE_KEY];
   if (sig === undefined) {
     const other = Object.keys(file).find((k) => k.startsWith("sig-"));
-    if (other !== undefined) refuse(`${at} is signed with "${other}"; only "${SIGNATURE_KEY}" (ECDSA P-256) signatures are supported`);
+    if (other !== undefined) refuse(`${at} is signed with ${show(other)}; only "${SIGNATURE_KEY}" (ECDSA P-256) signatures are supported`);
     if (!opts.allowUnsigned) refuse(`${at}.${SIGNATURE_KEY} is missing: unsigned document on a production device`);
   } else {
     if (typeof sig !== "string") refuse(`${at}.${SIGNATURE_KEY} must be a base64 string, got ${show(sig)}`);
