@@ -88,6 +88,8 @@ export interface JobRecord {
   previous: string;
   secureVersion?: number;
   failure?: JobFailure;
+  /** Trial boots of the new image retried after an interrupted one (at most 1). */
+  trialRetries?: number;
 }
 
 export const JOB_KEY = "ota.job";
@@ -101,8 +103,8 @@ function row<T extends AgentEvent["type"]>(state: AgentState, event: T, next: Ag
 }
 
 export const AGENT_TABLE: readonly Row[] = Object.freeze([
-  row("booting", "boot", ["connecting"], (a) => a.onBoot()),
-  row("rebooting", "boot", ["connecting"], (a) => a.onBoot()),
+  row("booting", "boot", ["connecting", "rebooting"], (a) => a.onBoot()),
+  row("rebooting", "boot", ["connecting", "rebooting"], (a) => a.onBoot()),
   row("connecting", "connected", ["starting"], (a) => a.startChannel()),
   row("starting", "ready", ["idle", "self-testing", "rebooting", "reporting"], (a) => a.onReady()),
   row("idle", "job", ["idle", "downloading", "custom-job"], (a, e) => a.onJob(e.result)),
@@ -186,13 +188,73 @@ export class Agent {
   onBoot(): AgentState {
     this.#record = this.#loadRecord();
     const r = this.#record;
-    if (r && r.phase === "reboot" && this.#ports.boot.info().running !== r.slot) {
-      // The bootloader went back to the old image: the new one never confirmed.
+    const info = this.#ports.boot.info();
+    if (r && r.phase === "reboot" && info.running !== r.slot) {
+      // The bootloader went back to the old image: the new one never confirmed. A trial that
+      // ended without a verdict (power cut, crash, watchdog) gets one more, if the image in the
+      // slot still verifies: the download and the check are not the user's to do again.
+      const interrupted = info.updateState === "aborted" && info.updateSlot === r.slot;
+      if (interrupted && (r.trialRetries ?? 0) < 1) {
+        const retried = this.#retryTrial(r);
+        if (retried) return retried;
+      }
       r.phase = "rolled-back";
-      r.failure ??= { stage: "boot", code: "rolled-back", reason: `the new image in ${r.slot} did not stay running: the bootloader went back to ${this.#ports.boot.info().running}` };
+      const twice = interrupted && (r.trialRetries ?? 0) >= 1;
+      r.failure ??= {
+        stage: "boot",
+        code: "rolled-back",
+        reason: twice
+          ? `the trial boot of the new image in ${r.slot} was interrupted twice (a restart before its self-test's verdict): the bootloader went back to ${info.running}`
+          : `the new image in ${r.slot} did not stay running: the bootloader went back to ${info.running}`,
+      };
       this.#saveRecord();
     }
     return "connecting";
+  }
+
+  /** Verifies the image in the update slot again and selects it for one more trial boot. */
+  #retryTrial(r: JobRecord): AgentState | undefined {
+    // Counted before the slot is selected: a cut in between must not retry for ever.
+    r.trialRetries = (r.trialRetries ?? 0) + 1;
+    this.#saveRecord();
+    const plan = r.plan;
+    const slot = this.#ports.partitions.open(r.slot);
+    try {
+      const sha256 = this.#ports.digests.create("sha256");
+      const promised = plan.digest && plan.digest.algorithm !== "sha256" ? this.#ports.digests.create(plan.digest.algorithm) : undefined;
+      const CHUNK = 4096;
+      for (let at = 0; at < plan.size; at += CHUNK) {
+        const bytes = new Uint8Array(slot.read(Math.min(CHUNK, plan.size - at), at));
+        sha256.update(bytes);
+        promised?.update(bytes);
+      }
+      const digest = sha256.finish();
+      const actual = plan.digest?.algorithm === "sha256" ? digest : promised?.finish();
+      verifyAndSelect(
+        {
+          slot,
+          slotName: r.slot,
+          sha256: digest,
+          signature: plan.signature,
+          expected: plan.digest && actual ? { algorithm: plan.digest.algorithm, hex: plan.digest.hex, actual } : undefined,
+        },
+        {
+          keys: this.#ports.keys,
+          verifier: this.#ports.verifier,
+          boot: this.#ports.boot,
+          sha256: () => this.#ports.digests.create("sha256"),
+          allowUnsigned: this.config.allowUnsigned,
+          log: (level, message) => this.#ports.system.log(level, message),
+        },
+      );
+    } catch (e) {
+      if (!isOtaError(e)) throw e;
+      r.failure = { stage: "boot", code: e.code, reason: `the trial boot of ${r.slot} was interrupted, and its image no longer verifies: ${e.message}` };
+      return undefined;
+    }
+    this.#ports.system.log("warn", `job ${plan.jobId}: the trial boot of ${r.slot} was interrupted before its self-test's verdict; trying it once more`);
+    this.#ports.system.restart();
+    return "rebooting";
   }
 
   startChannel(): AgentState {

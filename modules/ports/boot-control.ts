@@ -8,7 +8,8 @@
  *   -> restart -> the bootloader starts the new image for a trial (state "pending")
  *   -> self-test passes: `confirm()` makes it permanent ("valid")
  *   -> self-test fails: `reject()` marks it invalid so the next restart starts the previous slot.
- *   A trial image that restarts without confirming is rolled back by the bootloader itself.
+ *   A trial image that restarts without confirming is rolled back by the bootloader itself
+ *   (its slot then reads "aborted" in `updateState`).
  *
  * Contract:
  * - `select(slot)` never makes an image bootable that was not fully written; it is called only
@@ -29,6 +30,12 @@ export interface BootInfo {
   next: string;
   /** The slot an update should be written to: the one that is not running. */
   updateSlot: string;
+  /**
+   * The update slot's state as the boot data records it, when it can tell: "aborted" once the
+   * bootloader gave up on a trial boot of it that ended without a verdict (a power cut or crash
+   * before confirm or reject), "invalid" once it was rejected.
+   */
+  updateState?: SlotState;
 }
 
 export interface BootControl {

@@ -75,7 +75,10 @@ export class OtadataBootControl implements BootControl {
     const state: SlotState = own === -1 ? "none" : (STATE_NAMES[entries[own].state] ?? "undefined");
     const plan = planBoot(entries, slots.length);
     const next = slots[bootOrder(plan.start, slots.length)[0]];
-    return { running, state, next, updateSlot: slots[(slots.indexOf(running) + 1) % slots.length] };
+    const updateSlot = slots[(slots.indexOf(running) + 1) % slots.length];
+    const theirs = this.#entryFor(entries, slots.indexOf(updateSlot));
+    const updateState: SlotState = theirs === -1 ? "none" : (STATE_NAMES[entries[theirs].state] ?? "undefined");
+    return { running, state, next, updateSlot, updateState };
   }
 
   select(slot: string): void {

@@ -10,6 +10,7 @@ import { analyse } from "../../modules/agent/machine.ts";
 import { decodeOtadata, OTA_STATES } from "../../modules/storage/otadata.ts";
 import { AgentRig, appImage, httpPlan, settle, sign } from "./agent-fixture.ts";
 import { pattern } from "./pattern.ts";
+import { utf8Decode, utf8Encode } from "../../modules/codec/utf8.ts";
 
 const covered = new Set<string>();
 const URL_1 = "http://files.test/fw-1.0.1.bin";
@@ -150,14 +151,81 @@ export default suite("update agent", (test) => {
     note(thrower);
   });
 
-  test("a new image that restarts without confirming is rolled back by the bootloader, then FAILED", async () => {
+  test("a trial boot cut short (before the self-test's verdict) is tried once more, and the update succeeds", async () => {
     const rig = new AgentRig();
     await downloaded(rig);
-    rig.device.restart(); // the new image crashes before its agent runs
+    rig.device.restart(); // the trial boot starts; power goes before its agent says anything
+    await rig.reboot(); // the bootloader gives up on the trial and starts the old image
+    equal(rig.system.version(), "1.0.0", "the old image runs");
+    equal(rig.agent.state, "rebooting", "it selected the new image again and restarted");
+    equal(rig.channel.last("failed"), undefined, "no failure reported");
+    equal(rig.device.boot.info().next, "ota_1", "the new image is selected for its second trial");
+    await rig.reboot();
+    await settle();
+    equal(rig.system.version(), "1.0.1");
+    equal(rig.device.boot.info().state, "valid", "confirmed");
+    equal(rig.channel.last("succeeded")?.detail, "1.0.1");
+    note(rig);
+  });
+
+  test("a trial boot cut short twice is rolled back for good: FAILED, saying so, on the old image", async () => {
+    const rig = new AgentRig();
+    await downloaded(rig);
+    rig.device.restart();
+    await rig.reboot(); // first interruption: retried
+    equal(rig.agent.state, "rebooting");
+    rig.device.restart(); // the second trial boot crashes too
     await rig.reboot();
     await settle();
     equal(rig.system.version(), "1.0.0");
-    ok(rig.channel.last("failed")?.detail.includes("boot/rolled-back"), "reported as rolled back");
+    ok(rig.channel.last("failed")?.detail.includes("boot/rolled-back: the trial boot of the new image in ota_1 was interrupted twice"), `reported: ${rig.channel.last("failed")?.detail}`);
+    equal(rig.store.get(JOB_KEY), undefined, "record cleared once reported");
+    note(rig);
+  });
+
+  test("a cut after the retry is counted but before the slot is selected: still only one retry", async () => {
+    const rig = new AgentRig();
+    await downloaded(rig);
+    rig.device.restart();
+    // The retry is counted in the record first; make the select that follows never happen by
+    // cutting power at once: the device comes back on the old image, the slot still aborted.
+    const recorded = JSON.parse(utf8Decode(rig.store.get(JOB_KEY) ?? new Uint8Array(0))) as Record<string, unknown>;
+    rig.store.set(JOB_KEY, utf8Encode(JSON.stringify({ ...recorded, trialRetries: 1 })));
+    await rig.reboot();
+    await settle();
+    equal(rig.system.version(), "1.0.0");
+    ok(rig.channel.last("failed")?.detail.includes("interrupted twice"), `reported: ${rig.channel.last("failed")?.detail}`);
+    note(rig);
+  });
+
+  test("a trial boot cut short whose image no longer verifies is not retried: FAILED with the reason", async () => {
+    const rig = new AgentRig();
+    await downloaded(rig);
+    rig.device.restart();
+    // Flash rot in the new slot: a bit of its payload flips (NOR can clear bits without an erase).
+    const slot = rig.device.partitions.open("ota_1");
+    const at = 4000;
+    const byte = new Uint8Array(slot.read(1, at))[0];
+    ok(byte !== 0, "a byte with a bit to clear");
+    slot.write(Uint8Array.of(byte & (byte - 1)), at);
+    await rig.reboot();
+    await settle();
+    equal(rig.system.version(), "1.0.0");
+    ok(rig.channel.last("failed")?.detail.includes("no longer verifies"), `reported: ${rig.channel.last("failed")?.detail}`);
+    note(rig);
+  });
+
+  test("a self-test that fails is not retried", async () => {
+    const rig = new AgentRig();
+    rig.app = { selfTest: () => false };
+    await downloaded(rig);
+    await rig.reboot();
+    await settle();
+    await rig.reboot();
+    await settle();
+    equal(rig.system.version(), "1.0.0");
+    equal(rig.system.restarts, 2, "restarted into the new image, then back: no third restart");
+    ok(rig.channel.last("failed")?.detail.startsWith("self-test/self-test"), "the self-test's reason");
     note(rig);
   });
 

@@ -119,7 +119,7 @@ export default suite("otadata and boot control", (test) => {
     const d = MiniDevice.fresh();
     const [a, b] = decodeOtadata(d.otadata());
     deepEqual([a.seq, a.state, b.seq], [1, S.VALID, 0xffffffff]);
-    deepEqual(d.boot.info(), { running: "ota_0", state: "valid", next: "ota_0", updateSlot: "ota_1" });
+    deepEqual(d.boot.info(), { running: "ota_0", state: "valid", next: "ota_0", updateSlot: "ota_1", updateState: "none" });
   });
 
   for (const order of ["xs-ota", "esp-idf"] as const) {
@@ -132,7 +132,8 @@ export default suite("otadata and boot control", (test) => {
       equal(d.boot.info().state, "pending", "on trial");
       equal(d.boot.info().next, "ota_0", "an unconfirmed restart would roll back");
       d.boot.confirm();
-      deepEqual(d.boot.info(), { running: "ota_1", state: "valid", next: "ota_1", updateSlot: "ota_0" });
+      const { running, state, next, updateSlot } = d.boot.info();
+      deepEqual({ running, state, next, updateSlot }, { running: "ota_1", state: "valid", next: "ota_1", updateSlot: "ota_0" });
       const before = d.otadata();
       equal(d.restart(), "ota_1", "boots the confirmed image");
       bytesEqual(d.otadata(), before, "steady state: the bootloader writes nothing");
@@ -146,6 +147,7 @@ export default suite("otadata and boot control", (test) => {
     equal(d.restart(), "ota_1");
     equal(d.restart(), "ota_0", "rolled back");
     equal(decodeOtadata(d.otadata())[1].state, S.ABORTED, "trial entry aborted");
+    equal(d.boot.info().updateState, "aborted", "what the agent reads: the trial ended without a verdict");
     equal(d.restart(), "ota_0", "and stays rolled back");
   });
 
@@ -157,7 +159,7 @@ export default suite("otadata and boot control", (test) => {
     d.boot.reject();
     equal(decodeOtadata(d.otadata())[1].state, S.INVALID);
     equal(d.restart(), "ota_0");
-    deepEqual(d.boot.info(), { running: "ota_0", state: "valid", next: "ota_0", updateSlot: "ota_1" });
+    deepEqual(d.boot.info(), { running: "ota_0", state: "valid", next: "ota_0", updateSlot: "ota_1", updateState: "invalid" });
   });
 
   test("reject of a confirmed image points otadata back at the previous slot", () => {
