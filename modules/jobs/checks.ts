@@ -4,6 +4,7 @@
  */
 import { utf8Decode, utf8Length } from "../codec/utf8.ts";
 import { isOtaError } from "../errors.ts";
+import { jsonDepthProblem } from "./json-object.ts";
 import { MAX_URL_LENGTH, parseHttpUrl } from "../transfer/url.ts";
 import { escapeOther } from "../codec/unicode.ts";
 import type { ParseResult } from "./plan.ts";
@@ -92,6 +93,8 @@ export function messageText(payload: unknown): string {
 /** The message parsed as a JSON object. */
 export function messageObject(payload: unknown): JsonObject {
   const text = messageText(payload);
+  const deep = jsonDepthProblem(text);
+  if (deep !== undefined) refuse(`message ${deep.replace("payload ", "")}`);
   let value: unknown;
   try {
     value = JSON.parse(text);

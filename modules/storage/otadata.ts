@@ -126,7 +126,8 @@ export function activeEntry(entries: readonly OtaEntry[]): -1 | 0 | 1 {
 
 /** The app slot index a sequence number selects. */
 export function seqSlot(seq: number, slotCount: number): number {
-  return (seq - 1) % slotCount;
+  // uint32 arithmetic, as the bootloader's C: seq 0 (valid with its crc) wraps to 0xFFFFFFFF.
+  return ((seq - 1) >>> 0) % slotCount;
 }
 
 /** The smallest sequence number above `above` that selects `slot`. */

@@ -22,6 +22,7 @@
  * table as a whole (something missing rather than something wrong on a line).
  */
 import { OtaError } from "../errors.ts";
+import { escapeOther, hasOtherCharacter } from "../codec/unicode.ts";
 
 export type LayoutKind = "ab" | "staging";
 
@@ -255,6 +256,8 @@ function parseRow(text: string, line: number, next: number): Partition | string 
   const [name, typeText, subtypeText, offsetText, sizeText, flagsText = ""] = fields;
 
   if (name === "") return "partition name is empty";
+  // The binary table pads names with NUL: a control character would cut or hide the name.
+  if (hasOtherCharacter(name)) return `name '${escapeOther(name)}' has a control or format character`;
   const nameBytes = utf8Encode(name).length;
   if (nameBytes > NAME_MAX_BYTES) return `name '${name}' is ${nameBytes} bytes long; at most ${NAME_MAX_BYTES} fit`;
 

@@ -23,11 +23,40 @@ export interface HttpUrl {
 // match data, and Moddable's XS (8.2.3) crashes in exec's temporary copy once a collection runs.
 const ABSOLUTE = () => /^(https?):\/\/([^/?#@]*@)?(\[[0-9a-fA-F:.]+\]|[^/?#:\[\]]+)(?::(\d{1,5}))?([/?][^#]*)?(#.*)?$/i;
 
+/** RFC 4291 2.2: eight groups of 1 to 4 hex digits, one "::" for a run of zeros, a dotted IPv4 tail. */
+function checkIpv6(text: string): void {
+  const refuse = () => {
+    throw new OtaError("bad-argument", `host [${escapeOther(text.slice(0, 60))}] is not an IPv6 address`);
+  };
+  const halves = text.split("::");
+  if (halves.length > 2) refuse();
+  const groups = halves.map((h) => (h === "" ? [] : h.split(":")));
+  const all = groups.flat();
+  let count = all.length;
+  const last = all[all.length - 1];
+  if (last !== undefined && last.includes(".")) {
+    const quad = last.split(".");
+    if (quad.length !== 4 || !quad.every((n) => /^(0|[1-9][0-9]{0,2})$/.test(n) && Number(n) <= 255)) refuse();
+    count++;
+    all.pop();
+  }
+  if (!all.every((g) => /^[0-9a-fA-F]{1,4}$/.test(g))) refuse();
+  if (halves.length === 2 ? count > 7 : count !== 8) refuse();
+}
+
 /** A host name of LDH labels (and "_", which some private names carry), or a dotted IPv4 address. */
 function checkHost(host: string): void {
-  if (host.startsWith("[")) return; // the IPv6 literal's own pattern already held
+  if (host.startsWith("[")) return checkIpv6(host.slice(1, -1));
   if (host.length > 253) throw new OtaError("bad-argument", `host name is ${host.length} characters; at most 253`);
   const labels = (host.endsWith(".") ? host.slice(0, -1) : host).split(".");
+  // A name whose last label is a number is an IPv4 address (WHATWG's rule, and no top-level
+  // domain is numeric): it must be the dotted quad a resolver takes, not 1.2.3.256 or 0x7f.1.
+  if (/^(0x[0-9a-f]*|[0-9]+)$/i.test(labels[labels.length - 1])) {
+    if (labels.length !== 4 || !labels.every((n) => /^(0|[1-9][0-9]{0,2})$/.test(n) && Number(n) <= 255)) {
+      throw new OtaError("bad-argument", `host "${escapeOther(host.slice(0, 100))}" is neither a host name nor a dotted IPv4 address (four numbers 0..255)`);
+    }
+    return;
+  }
   for (const label of labels) {
     if (!/^[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$/.test(label)) {
       throw new OtaError("bad-argument", `host "${escapeOther(host.slice(0, 100))}" is not a host name (letters, digits, "-" and "." only; an international name in its xn-- form)`);

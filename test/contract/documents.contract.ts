@@ -330,6 +330,13 @@ export default suite("job documents", (test) => {
       "https://h..example/fw",
       "https://h.example:0/fw",
       "https://h.example:65536/fw",
+      // Found by fuzzing against WHATWG's URL: a numeric last label is an IPv4 address or nothing.
+      "https://1.2.3.256/fw",
+      "https://1.2.3/fw",
+      "https://0x7f.1/fw",
+      "https://[:1]/fw",
+      "https://[1::2::3]/fw",
+      "https://[1:2:3:4:5:6:7:8:9]/fw",
     ];
     const nrf = (u: string) => aws({ operation: "app_fw_update", fwversion: "v2", size: 1024, location: { url: u } }, { allowUnsigned: true });
     const zerynth = (u: string) => aws({ bc_idx: 1, bc_crc: MD5, bc_size: 1024, bc_url: u }, { allowUnsigned: true });
@@ -347,6 +354,9 @@ export default suite("job documents", (test) => {
       }
     }
     ok((awsHttp("https://h.exa\u200bmple/fw") as { reason: string }).reason.includes("\\u{200B}"), "the format character is shown escaped");
+    for (const good of ["https://192.168.0.255/fw", "https://[::1]:8443/fw", "https://[::ffff:10.0.0.1]/fw", "https://[1:2:3:4:5:6:7:8]/fw", "https://0x7f.example/fw"]) {
+      equal(planOf(awsHttp(good)).url, good, good);
+    }
     equal(planOf(awsHttp("https://my_bucket.s3.example.com:8443/a/b.bin?X-Amz-Signature=ab%20cd")).url, "https://my_bucket.s3.example.com:8443/a/b.bin?X-Amz-Signature=ab%20cd");
     equal(planOf(awsHttp("http://[::1]:8080/fw.bin")).url, "http://[::1]:8080/fw.bin");
   });
@@ -439,5 +449,15 @@ export default suite("job documents", (test) => {
     bad({ fileUrl: undefined }, "params.fileUrl is missing");
     bad({ fileUrl: "https://x.example.com/a b" }, "params.fileUrl has spaces or control characters");
     expectInvalid(parseEnosUpgrade("{oops"), "message is not JSON");
+  });
+  test("a message nested deeper than 32 levels is refused before JSON.parse (XS's parser recurses on the native stack)", () => {
+    const deep = (n: number) => "[".repeat(n) + "1" + "]".repeat(n);
+    const aws = message({ afr_ota: ota({}, { x: "PLACEHOLDER" }) }).replace('"PLACEHOLDER"', deep(5000));
+    expectInvalid(parseAwsJobMessage(aws), "deeper than 32");
+    expectInvalid(parseAwsJobMessage(utf8Encode(aws)), "deeper than 32");
+    expectInvalid(parseEnosUpgrade(enos({ x: "PLACEHOLDER" }).replace('"PLACEHOLDER"', deep(5000)), { allowUnsigned: true }), "deeper than 32");
+    // Brackets inside strings are text, not nesting.
+    planOf(parseAwsJobMessage(message({ afr_ota: ota({}, { x: "[".repeat(5000) + '\\"{' }) })));
+    planOf(parseAwsJobMessage(message({ afr_ota: ota({}, { x: deep(25) }) })));
   });
 });

@@ -67,6 +67,9 @@ export default suite("otadata and boot control", (test) => {
     equal(plan(makeEntry(4, S.VALID), blankEntry()).first, 1);
     equal(plan(makeEntry(5, S.VALID), blankEntry(), 3).first, 1);
     equal(plan(makeEntry(2, S.VALID), makeEntry(2, S.VALID)).start, 1, "tie: entry 0");
+    // The bootloader's uint32 arithmetic: seq 0 with its crc selects (0 - 1) % 2 = 0xFFFFFFFF % 2.
+    equal(plan(makeEntry(0, S.VALID), blankEntry()).start, 1, "seq 0 wraps");
+    equal(plan(makeEntry(0, S.VALID), blankEntry(), 3).start, 0xffffffff % 3, "seq 0 wraps, three slots");
   });
 
   test("bootloader with rollback: NEW becomes PENDING_VERIFY and boots", () => {

@@ -238,6 +238,10 @@ export default suite("partition table", (test) => {
     parseError(" , data, nvs, 0x9000, 0x4000", 1, "name");
   });
 
+  test("parse error: a name with a control character (the binary table would cut it at a NUL)", () => {
+    parseError("\u0000app1, app, ota_1, 0x10000, 1M", 1, "'\\u{0}app1'", "control");
+  });
+
   test("parse error: an unknown flag", () => {
     parseError("nvs, data, nvs, 0x9000, 0x4000, encrypted:secret", 1, "flag", "secret");
   });
