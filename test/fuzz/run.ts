@@ -1,5 +1,6 @@
 /**
  * npm run fuzz [-- --minutes N] [--seed S] [--workers W] [--target NAME]...
+ * npm run fuzz -- --replay NAME SEED PATH
  *
  * Runs every fuzz target (test/fuzz/targets.ts) on W threads for N minutes and ends with
  * `fuzz: N inputs, C crashes, H hangs`. A crash is a broken property (fast-check shrinks it and
@@ -26,6 +27,27 @@ const only = args.flatMap((a, i) => (args[i - 1] === "--target" ? [a] : []));
 if (!(minutes > 0) || !Number.isInteger(seed) || !(Number.isInteger(workers) && workers > 0)) {
   console.error("usage: npm run fuzz -- [--minutes N] [--seed S] [--workers W] [--target NAME]...");
   process.exit(2);
+}
+
+// --replay NAME SEED PATH: the input a crash line names, run once here, with its stack.
+const replay = args.indexOf("--replay");
+if (replay >= 0) {
+  const [name, replaySeed, path] = args.slice(replay + 1, replay + 4);
+  const { targets } = await import("./targets.ts");
+  const fc = (await import("fast-check")).default;
+  const t = targets.find((x) => x.name === name);
+  if (t === undefined || replaySeed === undefined) {
+    console.error(`usage: npm run fuzz -- --replay NAME SEED PATH (targets: ${targets.map((x) => x.name).join(", ")})`);
+    process.exit(2);
+  }
+  try {
+    fc.assert(fc.property(t.arbitrary, (input) => t.check(input)), { seed: Number(replaySeed), path, endOnFailure: true });
+  } catch (e) {
+    console.log(e instanceof Error ? e.message : String(e));
+    process.exit(1);
+  }
+  console.log(`fuzz: ${name} seed ${replaySeed} path "${path ?? ""}" holds`);
+  process.exit(0);
 }
 
 const deadline = Date.now() + minutes * 60_000;
@@ -60,7 +82,7 @@ function start(id: number, firstSeed: number): Promise<void> {
         console.log(`hang: ${m.target} seed ${m.seed}: one input took ${Math.round(m.ms)} ms: ${m.input}`);
       } else if (m.kind === "crash") {
         crashes++;
-        console.log(`crash: ${m.target} seed ${m.seed} path "${m.path}": ${m.error}\n  input: ${m.input}`);
+        console.log(`crash: ${m.target} seed ${m.seed} path "${m.path}": ${m.error}\n  input: ${m.input}\n  replay: npm run fuzz -- --replay ${m.target} ${m.seed} "${m.path}"`);
       } else {
         clearInterval(watch);
         resolve();
