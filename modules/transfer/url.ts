@@ -52,7 +52,7 @@ function checkHost(host: string): void {
   // A name whose last label is a number is an IPv4 address (WHATWG's rule, and no top-level
   // domain is numeric): it must be the dotted quad a resolver takes, not 1.2.3.256 or 0x7f.1.
   if (/^(0x[0-9a-f]*|[0-9]+)$/i.test(labels[labels.length - 1])) {
-    if (labels.length !== 4 || !labels.every((n) => /^(0|[1-9][0-9]{0,2})$/.test(n) && Number(n) <= 255)) {
+    if (host.endsWith(".") || labels.length !== 4 || !labels.every((n) => /^(0|[1-9][0-9]{0,2})$/.test(n) && Number(n) <= 255)) {
       throw new OtaError("bad-argument", `host "${escapeOther(host.slice(0, 100))}" is neither a host name nor a dotted IPv4 address (four numbers 0..255)`);
     }
     return;

@@ -334,6 +334,7 @@ export default suite("job documents", (test) => {
       "https://1.2.3.256/fw",
       "https://1.2.3/fw",
       "https://0x7f.1/fw",
+      "https://127.0.0.1./fw",
       "https://[:1]/fw",
       "https://[1::2::3]/fw",
       "https://[1:2:3:4:5:6:7:8:9]/fw",
