@@ -221,16 +221,8 @@ export async function startHostileServer(options: HostileOptions): Promise<Hosti
         socket.end();
         return;
       }
-      case "reset-every": {
-        const k = number(parameter);
-        if (!(k > 0)) return status(res, 404);
-        const span = rangedHead(req, res, true);
-        if (span === null) return;
-        if (req.method === "HEAD") return void res.end();
-        const bytes = bodyOf(span);
-        if (bytes.length <= k) return writeBody(res, bytes, () => res.end());
-        return writeBody(res, bytes.subarray(0, k), () => socket.destroy());
-      }
+      // K bytes of each response, then a reset (reset-every) or a clean close (trickle).
+      case "reset-every":
       case "trickle": {
         const k = number(parameter);
         if (!(k > 0)) return status(res, 404);
@@ -239,7 +231,7 @@ export async function startHostileServer(options: HostileOptions): Promise<Hosti
         if (req.method === "HEAD") return void res.end();
         const bytes = bodyOf(span);
         if (bytes.length <= k) return writeBody(res, bytes, () => res.end());
-        return writeBody(res, bytes.subarray(0, k), () => socket.end());
+        return writeBody(res, bytes.subarray(0, k), () => (behaviour === "trickle" ? socket.end() : socket.destroy()));
       }
       case "stall":
         rangedHead(req, res, true);
