@@ -23,6 +23,8 @@ export interface UpdatePlan {
   kills: PlannedKill[];
   /** Kill the cloud after the previous job ended, before this one is created. */
   cloudBetween: boolean;
+  /** Kill the cloud this many ms after the request that creates the job is sent (while it stores it). */
+  cloudAtCreate: number | undefined;
 }
 
 /** A kill that happened: who, what was planned, and the phase the device's log was in. */
@@ -37,9 +39,9 @@ const RANDOM_MS = 5_000;
 
 /**
  * Update i (1-based): in every 8, one device kill at each phase in turn, one update without a
- * planned device kill and one with a kill at a random moment; now and then a second kill during
- * the same trial boot (FAILED by design); the cloud killed during some downloads, at random
- * moments and between jobs.
+ * planned phase kill and one with a kill at a random moment; a quarter of the others get a random
+ * device kill too; every 16th a second kill during the same trial boot (FAILED by design); the
+ * cloud killed during some downloads, at random moments, between jobs and while it creates one.
  */
 export function planUpdate(i: number, rng: () => number): UpdatePlan {
   const kills: PlannedKill[] = [];
@@ -48,10 +50,13 @@ export function planUpdate(i: number, rng: () => number): UpdatePlan {
   if (at !== undefined) kills.push({ target: "sim", at, delay: at === "self-test" ? Math.floor(rng() * 600) : 0, fraction: 0.1 + rng() * 0.8 });
   else if (slot === 7) kills.push({ target: "sim", at: "random", delay: Math.floor(rng() * RANDOM_MS), fraction: 0 });
   if (i % 16 === 4) kills.push({ target: "sim", at: "self-test", delay: Math.floor(rng() * 600), fraction: 0 });
+  else if (slot !== 7 && rng() < 0.25) kills.push({ target: "sim", at: "random", delay: Math.floor(rng() * RANDOM_MS), fraction: 0 });
   const r = rng();
   if (r < 0.2) kills.push({ target: "cloud", at: "downloading", delay: 0, fraction: 0.1 + rng() * 0.8 });
   else if (r < 0.3) kills.push({ target: "cloud", at: "random", delay: Math.floor(rng() * RANDOM_MS), fraction: 0 });
-  return { kills, cloudBetween: rng() < 0.15 };
+  const between = rng() < 0.15;
+  const atCreate = !between && rng() < 0.15 ? Math.floor(rng() * 60) : undefined;
+  return { kills, cloudBetween: between, cloudAtCreate: atCreate };
 }
 
 interface Watcher {

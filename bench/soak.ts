@@ -49,6 +49,8 @@ function random(s: number): () => number {
   };
 }
 const rng = random(seed);
+// Its own stream, so the schedule drawn from `rng` does not depend on how many kills landed.
+const pauses = random(seed ^ 0x5eed);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** A generous wait for a job to end after its last kill (retries back off, streams re-ask after 10 s). */
 const DEADLINE_MS = 90_000;
@@ -80,7 +82,8 @@ const tracker = new Tracker(THING);
 sim.onLine((line) => tracker.line(line));
 
 let kills = 0;
-let unbootable = 0;
+/** The simulator starts after which the device could not boot (seen in flash.bin or in its log). */
+const unbootable = new Set<number>();
 const reverted = new Set<string>();
 let stuck = 0;
 const failures: string[] = [];
@@ -96,40 +99,48 @@ tracker.onBoot = (version) => {
   }
 };
 tracker.onHalt = (reason) => {
-  unbootable++;
-  console.log(`  UNBOOTABLE: ${reason}`);
+  if (!unbootable.has(sim.starts)) console.log(`  UNBOOTABLE: ${reason}`);
+  unbootable.add(sim.starts);
 };
 
-/** Kills `child` now, checks the device's flash, and starts it again after a short random pause. */
-async function kill(child: Child, job: Kill[], label: string): Promise<void> {
-  if (!child.up) return;
+const busy = new Map<Child, Promise<void>>();
+
+/**
+ * Kills `child`, checks the device's flash, and starts it again after a short random pause. A
+ * second kill of the same child waits until it is up again, then lands on the fresh boot.
+ */
+function kill(child: Child, job: Kill[], label: string): Promise<void> {
   killing++;
-  try {
-    const phase: Phase = tracker.phase;
-    await child.kill();
-    kills++;
-    lastKill = performance.now();
-    job.push({ target: child.name, planned: label, phase });
-    if (child === sim) {
-      const view = inspectFlash(deviceDir);
-      if (view.boots === undefined) {
-        unbootable++;
-        console.log(`  UNBOOTABLE after a kill at ${phase}: ${view.notes.join("; ")}`);
-      }
-    }
-    await sleep(Math.floor(rng() * 500));
-    await child.start();
-  } finally {
-    killing--;
-  }
+  const next = (busy.get(child) ?? Promise.resolve()).then(() => killNow(child, job, label)).finally(() => killing--);
+  busy.set(child, next.catch(() => undefined));
+  return next;
 }
 
+async function killNow(child: Child, job: Kill[], label: string): Promise<void> {
+  if (!child.up) return;
+  const phase: Phase = tracker.phase;
+  await child.kill();
+  kills++;
+  lastKill = performance.now();
+  job.push({ target: child.name, planned: label, phase });
+  if (child === sim) {
+    const view = inspectFlash(deviceDir);
+    if (view.boots === undefined) {
+      unbootable.add(sim.starts + 1);
+      console.log(`  UNBOOTABLE after a kill at ${phase}: ${view.notes.join("; ")}`);
+    }
+  }
+  await sleep(Math.floor(pauses() * 500));
+  await child.start();
+}
+
+/** Creates the job, asking again when the cloud went away meanwhile (409: the first request did create it). */
 async function createJob(jobId: string, version: string, protocol: "http" | "mqtt"): Promise<void> {
   const body = JSON.stringify({ thing: THING, file: images.get(version), key: keys.privatePath, protocol, jobId });
   for (let attempt = 0; ; attempt++) {
     try {
       const response = await fetch(`${control}/jobs`, { method: "POST", body });
-      if (response.status === 201) return;
+      if (response.status === 201 || (attempt > 0 && response.status === 409)) return;
       throw new Error(`${response.status} ${await response.text()}`);
     } catch (e) {
       if (attempt >= 20) throw e;
@@ -165,9 +176,10 @@ try {
     const t0 = performance.now();
     tracker.begin(jobId, version);
     if (plan.cloudBetween) await kill(cloud, done, "cloud between jobs");
-    await createJob(jobId, version, protocol);
     lastKill = 0;
     const pending: Promise<void>[] = [];
+    if (plan.cloudAtCreate !== undefined) setTimeout(() => pending.push(kill(cloud, done, "cloud@create")), plan.cloudAtCreate);
+    await createJob(jobId, version, protocol);
     // Each planned kill fires once, at its phase (or after its delay), if that moment comes.
     const offs = plan.kills.map((k) => {
       const target = k.target === "cloud" ? cloud : sim;
@@ -218,6 +230,18 @@ try {
     }
     const seconds = ((performance.now() - t0) / 1000).toFixed(1);
     console.log(`update ${i}/${updates} ${version} ${protocol}: ${done.length} kill(s)${done.length ? ` [${done.map((k) => `${k.planned}->${k.phase}`).join(", ")}]` : ""} -> ${outcome}, running ${tracker.running} (${seconds} s)`);
+    if (unbootable.size > 0) {
+      console.log("soak: the device cannot boot; no more updates");
+      break;
+    }
+  }
+  // The last word is the flash's: powered off now, the device must boot the newest confirmed version.
+  await sim.stop();
+  const view = inspectFlash(deviceDir);
+  if (view.boots === undefined) unbootable.add(sim.starts + 1);
+  else if (tracker.confirmed !== undefined && view.version !== tracker.confirmed) {
+    reverted.add(tracker.confirmed);
+    console.log(`  REVERTED: ${tracker.confirmed} was confirmed last; flash.bin would boot ${view.version} (${view.notes.join("; ")})`);
   }
 } finally {
   await sim.stop();
@@ -227,8 +251,8 @@ try {
 
 for (const line of failures) console.log(line);
 console.log(`soak: wall time ${((performance.now() - started) / 1000).toFixed(0)} s, seed ${seed}${keep ? `, kept ${work}` : ""}`);
-const ok = unbootable === 0 && reverted.size === 0 && stuck === 0;
+const ok = unbootable.size === 0 && reverted.size === 0 && stuck === 0;
 if (!keep && ok) rmSync(work, { recursive: true, force: true });
 else if (!ok) console.log(`soak: state and soak.log kept in ${work}`);
-console.log(`soak: ${updates} updates, ${kills} kills, ${unbootable} unbootable, ${reverted.size} reverted, ${stuck} stuck, ${failures.length} failed`);
+console.log(`soak: ${updates} updates, ${kills} kills, ${unbootable.size} unbootable, ${reverted.size} reverted, ${stuck} stuck, ${failures.length} failed`);
 process.exitCode = ok ? 0 : 1;
