@@ -108,6 +108,8 @@ export const AGENT_TABLE: readonly Row[] = Object.freeze([
   row("rebooting", "boot", ["connecting", "rebooting"], (a) => a.onBoot()),
   row("connecting", "connected", ["starting"], (a) => a.startChannel()),
   row("starting", "ready", ["idle", "self-testing", "rebooting", "reporting"], (a) => a.onReady()),
+  // A start that failed (the broker went away while it subscribed) waits for the next connection.
+  row("starting", "connected", ["starting"], (a) => a.startChannel()),
   row("idle", "job", ["idle", "downloading", "custom-job"], (a, e) => a.onJob(e.result)),
   row("idle", "connected", ["starting"], (a) => a.startChannel()),
   row("downloading", "progress", ["downloading"], (a, e) => a.onProgress(e)),

@@ -37,6 +37,20 @@ export default suite("update agent", (test) => {
     note(rig);
   });
 
+  test("a channel start that fails (the broker went away meanwhile) is made again when the connection comes back", async () => {
+    const rig = new AgentRig();
+    rig.channel.failStarts = 1;
+    await rig.online();
+    equal(rig.agent.state, "starting", "no channel yet");
+    equal(rig.channel.nextRequests, 0);
+    rig.agent.dispatch({ type: "connected" });
+    await settle();
+    equal(rig.channel.starts, 2, "started again");
+    equal(rig.agent.state, "idle");
+    equal(rig.channel.nextRequests, 1, "asked for the next job");
+    note(rig);
+  });
+
   test("no job and refused documents: stays idle, refusals reported with the reason", async () => {
     const rig = new AgentRig();
     await rig.online();
