@@ -33,7 +33,9 @@
  *
  * State: jobs in dataDir/jobs.json (AwsJobsService), EnOS devices in dataDir/enos-devices.json,
  * each job's firmware and how it was offered in
- * dataDir/files/<jobId>.bin + <jobId>.json, re-offered on start; the CA in dataDir/tls.
+ * dataDir/files/<jobId>.bin + <jobId>.json, written before the job is stored and re-offered on
+ * start (an offer whose job never got stored, a creation cut short, may be created again); the
+ * CA in dataDir/tls.
  *
  * Broker: by default an embedded aedes listens on 127.0.0.1:`mqttPort` and `urls.mqtt` is its URL.
  * It answers as AWS IoT Core does on reserved topics (cloud/reserved-topics.ts): a Jobs or stream
@@ -58,7 +60,7 @@
  * which expects AWS's reserved-topic delivery, does not) and every subscriber sees them.
  */
 import { createPrivateKey, createSign } from "node:crypto";
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import { join } from "node:path";
@@ -333,7 +335,8 @@ export async function startCloud(options: CloudOptions): Promise<Cloud> {
       }
       const jobId = req.jobId ?? `fw-${version.replace(/[^a-zA-Z0-9_-]/g, "_")}-${Date.now().toString(36)}`;
       if (typeof jobId !== "string" || !JOB_ID.test(jobId)) throw new HttpError(400, `job ID ${JSON.stringify(jobId)}: [a-zA-Z0-9_-]{1,64}`);
-      if (offers.has(jobId) || jobs.describeJob(jobId)) throw new HttpError(409, `job ${jobId} already exists`);
+      // An AWS offer without its job is what a cut during an earlier creation leaves: not a conflict.
+      if (offers.get(jobId)?.format === "enos" || jobs.describeJob(jobId)) throw new HttpError(409, `job ${jobId} already exists`);
       let document: Record<string, unknown> = {};
       if (format !== "enos") {
         const url = protocol === "http" ? presignedPlaceholder(`fw/${jobId}.bin`) : undefined;
@@ -346,10 +349,17 @@ export async function startCloud(options: CloudOptions): Promise<Cloud> {
         record.productKey = productKey;
         record.enosFileUrl = req.enosFileUrl ?? (targets.every((t) => identities.identity(productKey, t) !== undefined) ? "enos-connect" : "path");
       } else if (req.enosFileUrl !== undefined) throw new HttpError(400, `enosFileUrl is a field of EnOS offers; format ${format} has none`);
+      const written: string[] = [];
       try {
         const entry = offer(record, bytes);
+        if (entry !== undefined) record.document = entry;
+        // On disk before any device hears of the job: a cut after jobs.json named it, and before
+        // its file was written, would leave a job whose stream or URL no restart can serve.
+        for (const [name, data] of [[`${jobId}.bin`, bytes], [`${jobId}.json`, JSON.stringify(record, null, 1)]] as const) {
+          writeAtomic(join(filesDir, name), data);
+          written.push(join(filesDir, name));
+        }
         if (entry !== undefined) {
-          record.document = entry;
           // As EnOS starts an OTA job: an upgrade push to each target; a device that is away misses it.
           const productKey = record.productKey ?? "xsota";
           for (const deviceKey of targets) enos.pushUpgrade(productKey, deviceKey, version, { timeoutMs: 30_000 }).catch(() => undefined);
@@ -358,11 +368,10 @@ export async function startCloud(options: CloudOptions): Promise<Cloud> {
         }
       } catch (e) {
         offers.delete(jobId);
+        if (!jobs.describeJob(jobId)) for (const path of written) rmSync(path, { force: true });
         if (e instanceof HttpError) throw e;
         throw new HttpError(400, e instanceof Error ? e.message : String(e));
       }
-      writeAtomic(join(filesDir, `${jobId}.bin`), bytes);
-      writeAtomic(join(filesDir, `${jobId}.json`), JSON.stringify(record, null, 1));
       return { jobId, document: record.document };
     };
 

@@ -7,7 +7,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { generateKeyPairSync } from "node:crypto";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { get } from "node:https";
@@ -122,6 +122,29 @@ describe("xs-ota cloud + job create/list/describe", () => {
     expect(status).toBe(200);
     const res = await run(["job", "list", "--control", c.urls.control]);
     expect(res.out).toContain("ota-mqtt");
+  });
+
+  it("a job is stored only after its firmware: when the firmware cannot be written there is no job", async () => {
+    const c = cloud as Cloud;
+    // A directory where the firmware's file goes: the rename onto it fails.
+    mkdirSync(join(dataDir, "files", "no-disk.bin", "x"), { recursive: true });
+    const post = await fetch(`${c.urls.control}/jobs`, { method: "POST", body: JSON.stringify({ thing: "srv-z", file: firmware, key: keyPath, jobId: "no-disk" }) });
+    expect(post.status).toBe(400);
+    expect((await fetch(`${c.urls.control}/jobs/no-disk`)).status).toBe(404);
+    rmSync(join(dataDir, "files", "no-disk.bin"), { recursive: true });
+  });
+
+  it("the offer a cut creation left behind (its files, no job) does not block creating that job again", async () => {
+    const record = { jobId: "cut-1", format: "aws", protocol: "mqtt", targets: ["srv-z"], version: "1.0.1", document: {} };
+    copyFileSync(firmware, join(dataDir, "files", "cut-1.bin"));
+    writeFileSync(join(dataDir, "files", "cut-1.json"), JSON.stringify(record));
+    for (const d of devices.splice(0)) await d.powerCut();
+    await cloud?.close();
+    cloud = await start();
+    const post = await fetch(`${cloud.urls.control}/jobs`, { method: "POST", body: JSON.stringify({ thing: "srv-z", file: firmware, key: keyPath, jobId: "cut-1", protocol: "mqtt" }) });
+    expect(post.status).toBe(201);
+    const again = await fetch(`${cloud.urls.control}/jobs`, { method: "POST", body: JSON.stringify({ thing: "srv-z", file: firmware, key: keyPath, jobId: "cut-1", protocol: "mqtt" }) });
+    expect(again.status).toBe(409);
   });
 
   it("nrf, zerynth and enos documents", async () => {

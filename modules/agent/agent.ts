@@ -26,6 +26,7 @@ import { utf8Decode, utf8Encode } from "../codec/utf8.ts";
 import { SecurityFloor, checkCandidateImage } from "../verify/policy.ts";
 import { checkNewer } from "../verify/version.ts";
 import { verifyAndSelect } from "../verify/staged.ts";
+import { IMAGE_PREFIX_SIZE, parseImagePrefix } from "../storage/esp-image.ts";
 import { Machine, type Transition } from "./machine.ts";
 import type { FailureStage, JobChannel, JobFailure } from "./channel.ts";
 import { DEFAULT_CONFIG, type AgentConfig } from "./config.ts";
@@ -107,6 +108,8 @@ export const AGENT_TABLE: readonly Row[] = Object.freeze([
   row("rebooting", "boot", ["connecting", "rebooting"], (a) => a.onBoot()),
   row("connecting", "connected", ["starting"], (a) => a.startChannel()),
   row("starting", "ready", ["idle", "self-testing", "rebooting", "reporting"], (a) => a.onReady()),
+  // A start that failed (the broker went away while it subscribed) waits for the next connection.
+  row("starting", "connected", ["starting"], (a) => a.startChannel()),
   row("idle", "job", ["idle", "downloading", "custom-job"], (a, e) => a.onJob(e.result)),
   row("idle", "connected", ["starting"], (a) => a.startChannel()),
   row("downloading", "progress", ["downloading"], (a, e) => a.onProgress(e)),
@@ -189,6 +192,15 @@ export class Agent {
     this.#record = this.#loadRecord();
     const r = this.#record;
     const info = this.#ports.boot.info();
+    if (r && r.phase === "download" && info.running === r.slot && info.state === "pending") {
+      // A trial boot of the slot this job was downloading into: the image was verified and
+      // selected, and power went before the record said so. It is this job's new image.
+      this.#ports.system.log("warn", `job ${r.plan.jobId}: the trial boot of ${r.slot} began before the record of its selection was written; carrying on as after the update's restart`);
+      r.phase = "reboot";
+      r.secureVersion = this.#secureVersion(r.slot);
+      this.#saveRecord();
+      clearTransferRecords(this.#ports.store);
+    }
     if (r && r.phase === "reboot" && info.running !== r.slot) {
       // The bootloader went back to the old image: the new one never confirmed. A trial that
       // ended without a verdict (power cut, crash, watchdog) gets one more, if the image in the
@@ -210,6 +222,15 @@ export class Agent {
       this.#saveRecord();
     }
     return "connecting";
+  }
+
+  /** The anti-rollback version the image in `slot` carries, if its header says. */
+  #secureVersion(slot: string): number | undefined {
+    try {
+      return parseImagePrefix(new Uint8Array(this.#ports.partitions.open(slot).read(IMAGE_PREFIX_SIZE, 0))).desc.secureVersion;
+    } catch {
+      return undefined;
+    }
   }
 
   /** Verifies the image in the update slot again and selects it for one more trial boot. */
@@ -441,9 +462,11 @@ export class Agent {
       this.#channel.failed({ jobId: plan.jobId, plan }, { stage: "document", code: e.code, reason: e.message });
       return this.#askNext();
     }
-    const resuming = this.#record?.phase === "download" && this.#record.plan.jobId === plan.jobId && this.#record.plan.size === plan.size;
-    if (!resuming) clearTransferRecords(this.#ports.store);
     const slot = this.#ports.boot.info().updateSlot;
+    // The progress records describe the slot they were written for: never another one (that
+    // could be the image this device would fall back to).
+    const resuming = this.#record?.phase === "download" && this.#record.plan.jobId === plan.jobId && this.#record.plan.size === plan.size && this.#record.slot === slot;
+    if (!resuming) clearTransferRecords(this.#ports.store);
     this.#record = { plan, phase: "download", slot, previous: running };
     this.#saveRecord();
     this.#info(`job ${plan.jobId}: ${resuming ? "resuming" : "downloading"} ${plan.size} bytes over ${plan.protocol === "mqtt" ? "MQTT" : "HTTP"} into ${slot}`);

@@ -13,7 +13,8 @@
  * - a block with another file id, an index outside the file, a wrong length or undecodable CBOR
  *   is refused and counted, never written (late blocks of an earlier download on the same stream
  *   look like that too); a block already received is ignored; a request that goes quiet is asked
- *   again, and too many in a row without progress end the transfer: "stream-protocol" with the
+ *   again (so is one that could not be sent while disconnected), and too many in a row without
+ *   progress end the transfer: "stream-protocol" with the
  *   last refusal's reason when bad messages were all that came, else "no-progress";
  * - a service that trickles (a block just before every timeout) meets the rate floor
  *   (modules/transfer/rate.ts): "too-slow".
@@ -258,7 +259,12 @@ export class StreamDownload implements BlockTransfer {
     }
     const request: CborMap = { c: this.#token, f: this.#o.fileId, l: this.#blockSize, o: first, n: wanted, b: bitmap };
     this.#result.requests++;
-    this.#o.mqtt.publish(this.#topics.get, encodeCbor(request), this.#o.qos ?? 0).catch((e: unknown) => this.#fail(e));
+    this.#o.mqtt.publish(this.#topics.get, encodeCbor(request), this.#o.qos ?? 0).catch((e: unknown) => {
+      // Not sent while the broker is away (a drop, a cloud restart) is a request lost on the way:
+      // its timer asks again, and the quiet count still bounds how long that may go on.
+      if (isOtaError(e, "network")) return;
+      this.#fail(e);
+    });
   }
 
   #timer(first: number): TimerId {

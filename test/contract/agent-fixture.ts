@@ -91,8 +91,14 @@ export class FakeChannel implements JobChannel {
   starts = 0;
   #handler: ((r: ParseResult) => void) | undefined;
 
+  /** Starts that fail, as a subscribe does when the connection drops under it. */
+  failStarts = 0;
   async start(): Promise<void> {
     this.starts++;
+    if (this.failStarts > 0) {
+      this.failStarts--;
+      throw new OtaError("network", "subscribe: not connected");
+    }
   }
   requestNext(): void {
     this.nextRequests++;

@@ -37,6 +37,20 @@ export default suite("update agent", (test) => {
     note(rig);
   });
 
+  test("a channel start that fails (the broker went away meanwhile) is made again when the connection comes back", async () => {
+    const rig = new AgentRig();
+    rig.channel.failStarts = 1;
+    await rig.online();
+    equal(rig.agent.state, "starting", "no channel yet");
+    equal(rig.channel.nextRequests, 0);
+    rig.agent.dispatch({ type: "connected" });
+    await settle();
+    equal(rig.channel.starts, 2, "started again");
+    equal(rig.agent.state, "idle");
+    equal(rig.channel.nextRequests, 1, "asked for the next job");
+    note(rig);
+  });
+
   test("no job and refused documents: stays idle, refusals reported with the reason", async () => {
     const rig = new AgentRig();
     await rig.online();
@@ -195,6 +209,42 @@ export default suite("update agent", (test) => {
     await settle();
     equal(rig.system.version(), "1.0.0");
     ok(rig.channel.last("failed")?.detail.includes("interrupted twice"), `reported: ${rig.channel.last("failed")?.detail}`);
+    note(rig);
+  });
+
+  test("a cut between selecting the new slot and recording it: the trial boot goes on as the update's and SUCCEEDS", async () => {
+    const rig = new AgentRig();
+    const old = new Uint8Array(rig.device.partitions.open("ota_0").read(8192, 0));
+    await downloaded(rig);
+    // verify-then-select has written otadata; the record still says "download", as it did
+    // before the cut (with the download's progress records beside it).
+    const recorded = JSON.parse(utf8Decode(rig.store.get(JOB_KEY) ?? new Uint8Array(0))) as Record<string, unknown>;
+    rig.store.set(JOB_KEY, utf8Encode(JSON.stringify({ ...recorded, phase: "download", secureVersion: undefined })));
+    rig.store.set("ota.prog", utf8Encode("{}"));
+    await rig.reboot();
+    await settle();
+    equal(rig.system.version(), "1.0.1", "the trial boot runs the new image");
+    equal(rig.device.boot.info().state, "valid", "confirmed after its self-test");
+    equal(rig.channel.last("succeeded")?.detail, "1.0.1");
+    equal(rig.channel.last("failed"), undefined, "nothing failed");
+    equal(rig.store.get("ota.prog"), undefined, "the download's records are gone");
+    deepEqual([...new Uint8Array(rig.device.partitions.open("ota_0").read(8192, 0))], [...old], "the old image, the fallback, untouched");
+    note(rig);
+  });
+
+  test("a job resumed after the running slot changed starts over: progress of the other slot is not used", async () => {
+    const rig = new AgentRig();
+    const image = appImage("1.0.1", 6000);
+    rig.http.files.set(URL_1, image);
+    // A record of this job downloading into ota_0, the slot now running, with progress beside it.
+    rig.store.set(JOB_KEY, utf8Encode(JSON.stringify({ plan: httpPlan("job-1", URL_1, image), phase: "download", slot: "ota_0", previous: "0.9.0" })));
+    rig.store.set("ota.prog", utf8Encode(JSON.stringify({ id: "job-1", size: image.length, offset: 4096 })));
+    rig.boot();
+    await rig.online();
+    rig.channel.offer({ kind: "plan", plan: httpPlan("job-1", URL_1, image) });
+    await settle();
+    equal(rig.device.boot.info().next, "ota_1", "downloaded whole into the other slot and selected it");
+    ok(rig.channel.reports.every((r) => r.kind !== "failed"), "nothing failed");
     note(rig);
   });
 

@@ -5,6 +5,7 @@
  * which decodes with an independent CBOR library.) Portable.
  */
 import type { Mqtt, QoS } from "../../modules/ports/mqtt.ts";
+import { OtaError } from "../../modules/errors.ts";
 import { decodeCbor, encodeCbor, type CborMap, type CborValue } from "../../modules/codec/cbor.ts";
 
 export interface RecordedRequest {
@@ -23,6 +24,8 @@ export interface ServiceHooks {
   copies?: number;
   /** Deliver each answer's blocks in reverse order. */
   reverse?: boolean;
+  /** True to reject the publish of request `index` as a disconnected session does ("network"). */
+  offline?(index: number): boolean;
   /** Refuse with this AWS error code (echoing the request's token, or the one given). */
   reject?: { code: string; message: string; token?: string };
 }
@@ -49,6 +52,7 @@ export class FakeStreamBroker implements Mqtt {
     const request = decodeCbor(payload) as CborMap;
     const recorded: RecordedRequest = { o: request["o"] as number, n: request["n"] as number, l: request["l"] as number, bitmap: (request["b"] as Uint8Array).slice() };
     this.requests.push(recorded);
+    if (this.hooks.offline?.(this.requests.length - 1)) throw new OtaError("network", `publish ${topic}: not connected`);
     if (this.hooks.answer && !this.hooks.answer(recorded, this.requests.length - 1)) return;
     if (this.hooks.reject) {
       this.#deliver(`${base}/rejected/cbor`, encodeCbor({ o: this.hooks.reject.code, m: this.hooks.reject.message, c: this.hooks.reject.token ?? (request["c"] as string) }));

@@ -159,6 +159,19 @@ export default suite("mqtt streams", (test) => {
     equal(run.broker.requests[0].o, run.broker.requests.find((r, i) => i > 0 && r.o === 0)?.o, "the lost range was asked again");
   });
 
+  test("requests that cannot be sent while the broker is away are asked again, and the file completes", async () => {
+    // The first window's publishes fail as they do while the session is down (a cloud restart).
+    const run = start({ offline: (index) => index < 2 });
+    await completes(run);
+    ok(run.clock.fired >= 1, "the request timers asked again");
+    equal(run.broker.requests.filter((r) => r.o === 0).length, 2, "block 0's range asked twice");
+  });
+
+  test("a broker that never comes back ends the transfer as a quiet stream does", async () => {
+    const run = start({ offline: () => true });
+    await rejectsCode(() => drive(run.promise, run.clock), "no-progress", "quiet");
+  });
+
   test("resumes after a reboot with the persisted bitmap, asking only for what is missing", async () => {
     const slot = new NorFlash({ size: 96 * 1024, strict: true });
     let count = 0;
