@@ -26,7 +26,8 @@ import { utf8Decode, utf8Encode } from "../codec/utf8.ts";
 import { SecurityFloor, checkCandidateImage } from "../verify/policy.ts";
 import { checkNewer } from "../verify/version.ts";
 import { verifyAndSelect } from "../verify/staged.ts";
-import { IMAGE_PREFIX_SIZE, parseImagePrefix } from "../storage/esp-image.ts";
+import { IMAGE_PREFIX_SIZE, parseImagePrefix, type VerifiedImage } from "../storage/esp-image.ts";
+import type { Flash } from "../ports/flash.ts";
 import { Machine, type Transition } from "./machine.ts";
 import type { FailureStage, JobChannel, JobFailure } from "./channel.ts";
 import { DEFAULT_CONFIG, type AgentConfig } from "./config.ts";
@@ -233,6 +234,28 @@ export class Agent {
     }
   }
 
+  /** The signature, digest and header checks of the image in `slot`, then its selection for the next boot. */
+  #verifyAndSelect(r: JobRecord, slot: Flash, sha256: Uint8Array, actual: Uint8Array | undefined): VerifiedImage {
+    const plan = r.plan;
+    return verifyAndSelect(
+      {
+        slot,
+        slotName: r.slot,
+        sha256,
+        signature: plan.signature,
+        expected: plan.digest && actual ? { algorithm: plan.digest.algorithm, hex: plan.digest.hex, actual } : undefined,
+      },
+      {
+        keys: this.#ports.keys,
+        verifier: this.#ports.verifier,
+        boot: this.#ports.boot,
+        sha256: () => this.#ports.digests.create("sha256"),
+        allowUnsigned: this.config.allowUnsigned,
+        log: (level, message) => this.#ports.system.log(level, message),
+      },
+    );
+  }
+
   /** Verifies the image in the update slot again and selects it for one more trial boot. */
   #retryTrial(r: JobRecord): AgentState | undefined {
     // Counted before the slot is selected: a cut in between must not retry for ever.
@@ -251,23 +274,7 @@ export class Agent {
       }
       const digest = sha256.finish();
       const actual = plan.digest?.algorithm === "sha256" ? digest : promised?.finish();
-      verifyAndSelect(
-        {
-          slot,
-          slotName: r.slot,
-          sha256: digest,
-          signature: plan.signature,
-          expected: plan.digest && actual ? { algorithm: plan.digest.algorithm, hex: plan.digest.hex, actual } : undefined,
-        },
-        {
-          keys: this.#ports.keys,
-          verifier: this.#ports.verifier,
-          boot: this.#ports.boot,
-          sha256: () => this.#ports.digests.create("sha256"),
-          allowUnsigned: this.config.allowUnsigned,
-          log: (level, message) => this.#ports.system.log(level, message),
-        },
-      );
+      this.#verifyAndSelect(r, slot, digest, actual);
     } catch (e) {
       if (!isOtaError(e)) throw e;
       r.failure = { stage: "boot", code: e.code, reason: `the trial boot of ${r.slot} was interrupted, and its image no longer verifies: ${e.message}` };
@@ -373,23 +380,7 @@ export class Agent {
     const slot = this.#ports.partitions.open(r.slot);
     try {
       const actual = plan.digest?.algorithm === "sha256" ? e.outcome.sha256 : e.outcome.promised;
-      const verified = verifyAndSelect(
-        {
-          slot,
-          slotName: r.slot,
-          sha256: e.outcome.sha256,
-          signature: plan.signature,
-          expected: plan.digest && actual ? { algorithm: plan.digest.algorithm, hex: plan.digest.hex, actual } : undefined,
-        },
-        {
-          keys: this.#ports.keys,
-          verifier: this.#ports.verifier,
-          boot: this.#ports.boot,
-          sha256: () => this.#ports.digests.create("sha256"),
-          allowUnsigned: this.config.allowUnsigned,
-          log: (level, message) => this.#ports.system.log(level, message),
-        },
-      );
+      const verified = this.#verifyAndSelect(r, slot, e.outcome.sha256, actual);
       r.phase = "reboot";
       r.secureVersion = verified.desc.secureVersion;
       this.#info(`job ${plan.jobId}: ${verified.desc.version} verified (${plan.signature ? `signature by ${plan.signature.keyLabel}` : "unsigned"}), ${r.slot} selected; restarting`);
