@@ -23,6 +23,7 @@ import { freePort } from "../test/support/ports.ts";
 import { Child } from "./soak-proc.ts";
 import { inspectFlash, jobRecordPending } from "./soak-flash.ts";
 import { Tracker, explain, planUpdate, type Kill, type Phase } from "./soak-plan.ts";
+import { seededRandom } from "../test/support/random.ts";
 
 const args = process.argv.slice(2);
 const option = (name: string, fallback: string) => {
@@ -37,20 +38,9 @@ if (!(Number.isInteger(updates) && updates >= 1) || !Number.isInteger(seed)) {
   process.exit(2);
 }
 
-/** mulberry32: small, seeded, good enough to pick moments. */
-function random(s: number): () => number {
-  let a = s >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-const rng = random(seed);
+const rng = seededRandom(seed);
 // Its own stream, so the schedule drawn from `rng` does not depend on how many kills landed.
-const pauses = random(seed ^ 0x5eed);
+const pauses = seededRandom(seed ^ 0x5eed);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** A generous wait for a job to end after its last kill (retries back off, streams re-ask after 10 s). */
 const DEADLINE_MS = 90_000;

@@ -10,6 +10,7 @@ import cbor from "./contract/cbor.contract.ts";
 import { decodeCbor, encodeCbor, type CborMap, type CborValue } from "../modules/codec/cbor.ts";
 import { utf8Decode, utf8Encode } from "../modules/codec/utf8.ts";
 import { isOtaError } from "../modules/errors.ts";
+import { seededRandom } from "./support/random.ts";
 
 contract(cbor, new URL("./contract/cbor.contract.ts", import.meta.url));
 
@@ -18,17 +19,6 @@ const cborgEncode: EncodeOptions = { mapSorter: undefined };
 // cborg at its strictest: shortest heads, no duplicate keys, no indefinite lengths, no undefined.
 const cborgStrict: DecodeOptions = { strict: true, rejectDuplicateMapKeys: true, allowIndefinite: false, allowUndefined: false };
 
-/** Deterministic pseudo-random numbers in [0, 1) (mulberry32). */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const MAX = Number.MAX_SAFE_INTEGER;
 const BOUNDARIES = [0, 1, 23, 24, 255, 256, 65535, 65536, 2 ** 32 - 1, 2 ** 32, MAX];
@@ -38,7 +28,7 @@ const STRING_LENGTHS = [0, 1, 23, 24, 255, 256];
 class Generator {
   readonly next: () => number;
   constructor(seed: number) {
-    this.next = random(seed);
+    this.next = seededRandom(seed);
   }
   below(n: number): number {
     return Math.floor(this.next() * n);
