@@ -13,6 +13,7 @@ const KEY = /^[A-Za-z0-9_.-]+$/;
 export class MemoryStateStore implements StateStore {
   readonly #records = new Map<string, Uint8Array>();
   readonly #onChange: ((records: ReadonlyMap<string, Uint8Array>) => void) | undefined;
+  #writes = 0;
 
   constructor(initial?: Iterable<[string, Uint8Array]>, onChange?: (records: ReadonlyMap<string, Uint8Array>) => void) {
     for (const [k, v] of initial ?? []) this.#records.set(checkKey(k), checkValue(k, v).slice());
@@ -24,8 +25,14 @@ export class MemoryStateStore implements StateStore {
     return v?.slice();
   }
 
+  /** Records written so far (each set is an NVS write on a device: the figure for wear). */
+  get writes(): number {
+    return this.#writes;
+  }
+
   set(key: string, value: Uint8Array): void {
     this.#records.set(checkKey(key), checkValue(key, value).slice());
+    this.#writes++;
     this.#onChange?.(this.#records);
   }
 

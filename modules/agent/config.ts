@@ -24,6 +24,13 @@ export interface AgentConfig {
   rateWindow: number;
   /** Bytes between progress reports to the cloud. */
   progressInterval: number;
+  /**
+   * Bytes the image writers erase at once ahead of the data, from the slot's start (64 KB: the
+   * block SPI NOR erases in one command). `eraseWholeSlot` erases the entire slot before the
+   * first byte instead, as AWS's ESP32 agent does through esp_ota_begin (for comparison only).
+   */
+  eraseAhead: number;
+  eraseWholeSlot: boolean;
   /** Bytes between download progress records in the StateStore (each is an NVS write). */
   recordInterval: number;
   /** Milliseconds the app's self-test may take before it counts as failed. */
@@ -46,6 +53,8 @@ export const DEFAULT_CONFIG: AgentConfig = Object.freeze({
   minRate: 256,
   rateWindow: 120_000,
   progressInterval: 64 * 1024,
+  eraseAhead: 64 * 1024,
+  eraseWholeSlot: false,
   recordInterval: 64 * 1024,
   selfTestTimeout: 60_000,
   allowUnsigned: false,

@@ -21,12 +21,12 @@ import type { JobChannel } from "./channel.ts";
 import { ImageWriter } from "../storage/image-writer.ts";
 
 export const PROGRESS_KEY = "ota.prog";
-export const BITMAP_KEY = "ota.bmap";
-export const ERASED_KEY = "ota.erased";
+/** A stream download's resume record: the erase mark (u32, big-endian), then the bitmap of blocks still needed. */
+export const STREAM_KEY = "ota.stream";
 
 export type TransferSettings = Pick<
   AgentConfig,
-  "blockSize" | "blocksPerRequest" | "window" | "httpWindow" | "timeout" | "requestTimeout" | "retries" | "minRate" | "rateWindow" | "recordInterval" | "ca"
+  "blockSize" | "blocksPerRequest" | "window" | "httpWindow" | "timeout" | "requestTimeout" | "retries" | "minRate" | "rateWindow" | "recordInterval" | "eraseAhead" | "eraseWholeSlot" | "ca"
 >;
 
 export interface TransferPorts {
@@ -129,7 +129,8 @@ class HttpSession {
   ) {
     this.#recorder = new ProgressRecorder(ports.store, PROGRESS_KEY, s.recordInterval);
     const recorded = this.#recorder.load(plan.jobId, plan.size);
-    this.#writer = recorded > 0 ? resumeImage(slot, plan.size, recorded, digests) : new ImageWriter(slot, plan.size);
+    const erase = { eraseAhead: s.eraseAhead, wholeSlot: s.eraseWholeSlot };
+    this.#writer = recorded > 0 ? resumeImage(slot, plan.size, recorded, digests, erase) : new ImageWriter(slot, plan.size, erase);
     // The record must never run ahead of flash: say where the writer really resumes.
     this.#recorder.record(plan.jobId, plan.size, this.#writer.offset, true);
     if (this.#writer.offset >= IMAGE_PREFIX_SIZE) cb.checkHeader(new Uint8Array(slot.read(IMAGE_PREFIX_SIZE, 0)));
@@ -215,11 +216,12 @@ function blockTransfer(
 ): BlockTransfer {
   if (!channel.blockTransfer) throw new OtaError("bad-argument", `this cloud has no MQTT file transfer for job ${plan.jobId}`);
   const blocks = blockCount(plan.size, s.blockSize);
-  const saved = ports.store.get(BITMAP_KEY);
-  const erasedBytes = ports.store.get(ERASED_KEY);
-  const erasedTo = erasedBytes && erasedBytes.length === 4 ? new DataView(erasedBytes.buffer, erasedBytes.byteOffset).getUint32(0) : 0;
-  const resume = saved && saved.length === fullBitmap(blocks).length ? { bitmap: saved, erasedTo } : undefined;
-  const writer = new BlockWriter(slot, plan.size, resume?.erasedTo ?? 0);
+  const saved = ports.store.get(STREAM_KEY);
+  const resume =
+    saved && saved.length === 4 + fullBitmap(blocks).length
+      ? { erasedTo: new DataView(saved.buffer, saved.byteOffset).getUint32(0), bitmap: saved.slice(4) }
+      : undefined;
+  const writer = new BlockWriter(slot, plan.size, resume?.erasedTo ?? 0, { eraseAhead: s.eraseAhead, wholeSlot: s.eraseWholeSlot });
   let received = resume ? blocks - countSet(resume.bitmap) : 0;
   return channel.blockTransfer(plan, {
     size: plan.size,
@@ -238,11 +240,12 @@ function blockTransfer(
     persist: (state) => {
       received++;
       // Every 16 blocks: NVS writes wear flash, and a lost record only costs re-asking for blocks.
+      // One record holds both halves, so each checkpoint is one write and they never disagree.
       if (received % 16 === 0 || received === blocks) {
-        const e = new Uint8Array(4);
-        new DataView(e.buffer).setUint32(0, state.erasedTo);
-        ports.store.set(ERASED_KEY, e);
-        ports.store.set(BITMAP_KEY, state.bitmap);
+        const record = new Uint8Array(4 + state.bitmap.length);
+        new DataView(record.buffer).setUint32(0, state.erasedTo);
+        record.set(state.bitmap, 4);
+        ports.store.set(STREAM_KEY, record);
       }
       cb.progress(Math.min(plan.size, received * s.blockSize), plan.size);
     },
@@ -257,5 +260,5 @@ function countSet(bitmap: Uint8Array): number {
 
 /** Forgets every transfer record (after success, failure or a new job). */
 export function clearTransferRecords(store: StateStore): void {
-  for (const key of [PROGRESS_KEY, BITMAP_KEY, ERASED_KEY]) store.delete(key);
+  for (const key of [PROGRESS_KEY, STREAM_KEY]) store.delete(key);
 }

@@ -9,7 +9,7 @@ import type { Digest } from "../ports/digest.ts";
 import type { Flash } from "../ports/flash.ts";
 import type { StateStore } from "../ports/state-store.ts";
 import { utf8Decode, utf8Encode } from "../codec/utf8.ts";
-import { ImageWriter } from "../storage/image-writer.ts";
+import { ImageWriter, type EraseOptions } from "../storage/image-writer.ts";
 
 interface Record {
   id: string;
@@ -62,8 +62,8 @@ export class ProgressRecorder {
  * ImageWriter.resume), and each digest is fed again with those bytes, read back in blocks, since
  * a digest's state cannot be stored.
  */
-export function resumeImage(slot: Flash, size: number, recorded: number, digests: Digest[]): ImageWriter {
-  const writer = ImageWriter.resume(slot, size, recorded);
+export function resumeImage(slot: Flash, size: number, recorded: number, digests: Digest[], erase: EraseOptions = {}): ImageWriter {
+  const writer = ImageWriter.resume(slot, size, recorded, erase);
   const block = slot.status().blockLength;
   for (let at = 0; at < writer.offset; at += block) {
     const chunk = slot.read(Math.min(block, writer.offset - at), at);

@@ -11,6 +11,7 @@ import { decodeOtadata, OTA_STATES } from "../../modules/storage/otadata.ts";
 import { AgentRig, appImage, httpPlan, settle, sign } from "./agent-fixture.ts";
 import { pattern } from "./pattern.ts";
 import { utf8Decode, utf8Encode } from "../../modules/codec/utf8.ts";
+import type { UpdatePlan } from "../../modules/jobs/plan.ts";
 
 const covered = new Set<string>();
 const URL_1 = "http://files.test/fw-1.0.1.bin";
@@ -420,6 +421,25 @@ export default suite("update agent", (test) => {
     equal(rig.agent.state, "rebooting");
     ok(rig.broker.requests.length > 0, "streamed");
     note(rig);
+  });
+
+  test("NVS wear: one resume record per checkpoint, over HTTP and over MQTT streams", async () => {
+    // The rig records HTTP progress every 2000 bytes and a stream every 16 blocks of 1 KB.
+    const image = appImage("1.0.1", 60 * 1024);
+    const checkpoints = { http: Math.ceil(image.length / 2000), mqtt: Math.ceil(image.length / (16 * 1024)) };
+    for (const protocol of ["http", "mqtt"] as const) {
+      const rig = new AgentRig(image);
+      rig.http.files.set(URL_1, image);
+      await rig.online();
+      const before = rig.store.writes;
+      const plan: UpdatePlan = protocol === "http" ? httpPlan("job-w", URL_1, image) : { jobId: "job-w", format: "aws-ota", protocol: "mqtt", stream: "AFR_OTA-1", fileId: 0, size: image.length, signature: { base64: sign(image), keyLabel: "signer.crt" } };
+      rig.channel.offer({ kind: "plan", plan });
+      await settle(200);
+      equal(rig.agent.state, "rebooting", `${protocol}: downloaded and selected`);
+      // Besides the checkpoints: the job record when the download starts and when the image is selected.
+      const writes = rig.store.writes - before;
+      ok(writes <= checkpoints[protocol] + 3, `${protocol}: ${writes} store writes for ${checkpoints[protocol]} checkpoints`);
+    }
   });
 
   test("a reconnect in any state restarts the channel", async () => {

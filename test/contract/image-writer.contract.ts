@@ -74,39 +74,67 @@ export default suite("image writer", (test) => {
     bytesEqual(read(flash, 0, 300), image);
   });
 
-  test("erases just ahead of the data: never past the block of the last byte written, each block once", () => {
-    const size = 4 * BL + 123;
+  /**
+   * The erase rule: every erase starts where erased flash ends, ends on an `unit` boundary or at
+   * the image's last block, comes before the write that needs it and behind no written data.
+   */
+  const eraseRule = (unit: number, size: number, slotBlocks: number) => {
     const image = pattern(size, 3);
-    const flash = slot(8, 0x00);
+    const flash = slot(slotBlocks, 0x00);
     const ops: FlashOperation[] = [];
     flash.record = ops;
-    stream(new ImageWriter(flash, size), image, [1, 7, 1500, 0, 4096, 5000, 9000]);
+    stream(new ImageWriter(flash, size, { eraseAhead: unit }), image, [1, 7, 1500, 0, 4096, 5000, 9000, 40000, 70000]);
     bytesEqual(read(flash, 0, size), image, "image");
-    let written = 0; // end of the last write so far
-    let erasedUpTo = 0; // blocks [0, erasedUpTo) erased so far
+    const imageBlocks = Math.ceil(size / BL);
+    let written = 0;
+    let erasedTo = 0; // bytes [0, erasedTo) erased so far
+    let erases = 0;
     for (let i = 0; i < ops.length; i++) {
       const op = ops[i];
       if (op.kind === "erase") {
-        const block = op.offset / BL;
-        equal(block, erasedUpTo, `op ${i}: erases the next block in order, once`);
-        erasedUpTo++;
-        // The write this erase prepares is the next write in the log; the erased block must hold some of it.
-        let next: FlashOperation | undefined;
-        for (let j = i + 1; j < ops.length && !next; j++) if (ops[j].kind === "write") next = ops[j];
-        ok(next !== undefined, `op ${i}: an erase with no write after it`);
-        const lastBlockOfWrite = Math.floor((next.offset + next.length - 1) / BL);
-        ok(block <= lastBlockOfWrite, `op ${i}: erased block ${block} ahead of the data (next write ends in block ${lastBlockOfWrite})`);
-        ok(block >= Math.floor(written / BL), `op ${i}: erased block ${block} behind data already written up to ${written}`);
+        // NorFlash logs one operation per block erased: a run of them is one eraseBlock call.
+        equal(op.offset, erasedTo, `op ${i}: erases the next block in order, once`);
+        ok(op.offset >= written - (written % BL), `op ${i}: erased block ${op.offset / BL} behind data already written up to ${written}`);
+        erasedTo += BL;
+        const runEnds = i + 1 >= ops.length || ops[i + 1].kind !== "erase";
+        if (runEnds) {
+          erases++;
+          ok(erasedTo % unit === 0 || erasedTo === imageBlocks * BL, `op ${i}: an erase ends at ${erasedTo}, neither a ${unit}-byte boundary nor the image's end`);
+        }
       } else {
         equal(op.offset, written, `op ${i}: writes are sequential`);
-        const lastBlock = Math.floor((op.offset + op.length - 1) / BL);
-        ok(lastBlock < erasedUpTo, `op ${i}: write into block ${lastBlock} before it was erased`);
+        ok(op.offset + op.length <= erasedTo, `op ${i}: write up to ${op.offset + op.length} before it was erased`);
         ok(op.length > 0, `op ${i}: an empty write reached the flash`);
         written = op.offset + op.length;
       }
     }
     equal(written, size, "every byte written");
-    equal(erasedBlocks(ops).join(","), "0,1,2,3,4", "each of the image's blocks erased once");
+    equal(erasedBlocks(ops).join(","), Array.from({ length: imageBlocks }, (_, k) => k).join(","), "each of the image's blocks erased once, none past it");
+    return erases;
+  };
+
+  test("erases ahead in 64 KB units (one SPI NOR block erase each), never past the image's last block, each block once", () => {
+    equal(eraseRule(16 * BL, 40 * BL + 123, 48), 3, "erases for 41 blocks: 16 + 16 + 9");
+    equal(eraseRule(16 * BL, 4 * BL + 123, 8), 1, "a small image: one erase of its 5 blocks");
+  });
+
+  test("with a 4 KB unit it erases just ahead of the data, block by block", () => {
+    equal(eraseRule(BL, 4 * BL + 123, 8) >= 3, true, "several erases");
+    const flash = slot(8, 0x00);
+    const writer = new ImageWriter(flash, 4 * BL + 123, { eraseAhead: BL });
+    writer.write(pattern(10, 1));
+    allAre(read(flash, BL, BL), 0x00, "block 1 untouched while only block 0 holds data");
+  });
+
+  test("wholeSlot erases the entire slot before the first byte, once (as esp_ota_begin does)", () => {
+    const flash = slot(8, 0x00);
+    const ops: FlashOperation[] = [];
+    flash.record = ops;
+    const image = pattern(3 * BL + 5, 2);
+    stream(new ImageWriter(flash, image.length, { wholeSlot: true }), image, [100, 5000]);
+    equal(erasedBlocks(ops).join(","), "0,1,2,3,4,5,6,7", "every block of the slot, once");
+    equal(ops.findIndex((o) => o.kind === "write") > ops.map((o) => o.kind).lastIndexOf("erase"), true, "all erased before the first write");
+    bytesEqual(read(flash, 0, image.length), image, "image");
   });
 
   test("refuses an image larger than the slot before any flash operation, naming both sizes", () => {
@@ -143,7 +171,7 @@ export default suite("image writer", (test) => {
     const size = BL + 904; // 5000
     const image = pattern(size + 1, 5);
     const flash = slot(3, 0x00);
-    const writer = new ImageWriter(flash, size);
+    const writer = new ImageWriter(flash, size, { eraseAhead: BL });
     writer.write(image.subarray(0, 4000), 0);
     const before = flash.operations;
     throwsCode(() => writer.write(image.subarray(4000, size + 1), 4000), "image-too-large", String(size));
