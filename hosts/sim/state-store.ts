@@ -1,6 +1,7 @@
 /**
  * The simulator's StateStore, with the limits of Moddable's Preference on ESP32 (NVS): keys of
- * at most 15 characters, values of at most 4000 bytes. Values are copied in and out, and a set
+ * at most 15 characters, values of at most STATE_VALUE_MAX bytes (NVS's 4000 less the esp32
+ * store's generation). Values are copied in and out, and a set
  * replaces the whole value at once, as NVS does. `onChange` lets a host persist the records.
  * No platform imports: it also runs on XS.
  */

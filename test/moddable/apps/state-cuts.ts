@@ -2,11 +2,12 @@
  * Runs inside XS: cuts power at every NVS operation of a StateStore `set`, then reads the record
  * back as the next boot would, for the esp32 host's Esp32StateStore and, as a control, for a
  * store that writes Preference directly. `__stateCuts()` answers JSON: per store, the cut points
- * tried and those after which the record was neither the old value nor the new one.
+ * tried and those after which the record was neither the old value nor the new one; and whether
+ * a value of the port's largest size fits NVS with the store's generation.
  */
 import Preference from "preference";
 import { Esp32StateStore } from "../../../hosts/esp32/state-store.ts";
-import type { StateStore } from "../../../modules/ports/state-store.ts";
+import { STATE_VALUE_MAX, type StateStore } from "../../../modules/ports/state-store.ts";
 
 interface Nvs {
   cutAt(n: number): void;
@@ -54,7 +55,10 @@ function sweep(make: () => StateStore): { points: number; lost: number[] } {
 }
 
 (globalThis as Record<string, unknown>).__stateCuts = (): ArrayBuffer => {
-  const result = { esp32: sweep(() => new Esp32StateStore()), direct: sweep(() => new DirectStore()) };
+  const largest = new Esp32StateStore();
+  largest.set("largest", new Uint8Array(STATE_VALUE_MAX).fill(7));
+  const back = new Esp32StateStore().get("largest");
+  const result = { esp32: sweep(() => new Esp32StateStore()), direct: sweep(() => new DirectStore()), largest: back?.length === STATE_VALUE_MAX && back[STATE_VALUE_MAX - 1] === 7 };
   const json = JSON.stringify(result);
   const out = new Uint8Array(json.length);
   for (let i = 0; i < json.length; i++) out[i] = json.charCodeAt(i);
