@@ -4,7 +4,10 @@
  * A fleet update on this machine: the local cloud, `xs-ota sim --count N` (every device's
  * firmware on its own XS engine), one job for all N things. Prints how long the fleet took from
  * the job's creation until every device ran the new firmware confirmed and had reported, and how
- * many ended SUCCEEDED.
+ * many ended SUCCEEDED, then the cloud's cost of the execution updates: how many there were, the
+ * CPU the Jobs service spent on each until its answer went to the broker (AwsJobsService.stats;
+ * the simulator shares this process, so the process's total would not do), and how often the job
+ * store was written.
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -47,10 +50,15 @@ const code = await sim;
 const done = performance.now();
 const executions = cloud.jobs.describeJob("fleet")?.executions ?? [];
 const succeeded = executions.filter((e) => e.status === "SUCCEEDED").length;
+const stats = cloud.jobs.stats;
 await cloud.close();
 rmSync(work, { recursive: true, force: true });
 
 console.log(lines.at(-1));
 console.log(`fleet: ${count} devices on XS booted and asked for jobs in ${((ready - booted) / 1000).toFixed(1)} s`);
 console.log(`fleet: one ${protocol.toUpperCase()} job for ${count} devices: ${succeeded} SUCCEEDED, ${count - succeeded} not, in ${((done - created) / 1000).toFixed(1)} s (sim exit ${code})`);
+const perUpdate = stats.updates > 0 ? stats.updateCpuMicros / stats.updates / 1000 : 0;
+console.log(
+  `fleet: ${count} devices, ${stats.updates} execution updates, ${perUpdate.toFixed(3)} ms cloud CPU per update (jobs.json written ${stats.snapshots} times, ${stats.appends} log appends)`,
+);
 process.exitCode = code === 0 && succeeded === count ? 0 : 1;

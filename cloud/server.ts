@@ -31,7 +31,8 @@
  *              pushed to each target (device key = thing) that is online; the others find it
  *              with getversion when they connect. document = the offer.
  *
- * State: jobs in dataDir/jobs.json (AwsJobsService), EnOS devices in dataDir/enos-devices.json,
+ * State: jobs in dataDir/jobs.json and the executions' later changes in dataDir/jobs.log (AwsJobsService,
+ * cloud/job-store.ts), EnOS devices in dataDir/enos-devices.json,
  * each job's firmware and how it was offered in
  * dataDir/files/<jobId>.bin + <jobId>.json, written before the job is stored and re-offered on
  * start (an offer whose job never got stored, a creation cut short, may be created again); the

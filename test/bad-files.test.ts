@@ -128,15 +128,19 @@ describe("bad files a command finds on its own", () => {
 });
 
 describe("the cloud's own files", () => {
-  it("a damaged jobs.json, enos-devices.json or offer record stops the cloud with the file's name", async () => {
+  it("a damaged jobs.json, jobs.log, enos-devices.json or offer record stops the cloud with the file's name", async () => {
     const { startCloud } = await import("../cloud/server.ts");
+    const noJobs = JSON.stringify({ version: 1, sequence: 0, jobs: [], executions: [] });
     for (const [name, content] of [
       ["jobs.json", "{ not json"],
+      // A bad line before the last is no torn append (cloud/job-store.ts): it stops the cloud.
+      ["jobs.log", '{"execution": {"jobId": "j"\n{"execution": {}}\n'],
       ["enos-devices.json", "[1, 2"],
       ["files/x.json", "nope"],
     ] as const) {
       const data = join(dir, `cloud-${name.replace(/\W/g, "-")}`);
       mkdirSync(join(data, "files"), { recursive: true });
+      if (name === "jobs.log") writeFileSync(join(data, "jobs.json"), noJobs);
       writeFileSync(join(data, name), content);
       const started = startCloud({ dataDir: data, mqttPort: 0, mqttsPort: 0, httpsPort: 0, httpPort: 0, controlPort: 0 });
       await expect(started).rejects.toThrow(new RegExp(join(data, name).replace(/[/.]/g, "\\$&")));

@@ -265,7 +265,7 @@ describe("AwsJobsService over MQTT", () => {
 });
 
 describe("AwsJobsService state on disk", () => {
-  it("every change is in dataDir/jobs.json, written atomically; a new service on it has the jobs", async () => {
+  it("every change is on disk (jobs.json, and jobs.log until stop() folds it in); a new service on it has the jobs", async () => {
     const dataDir = join(root, "restart");
     const first = new AwsJobsService(broker.aedes, { dataDir });
     await first.start();
