@@ -1,5 +1,5 @@
 /**
- * xs-ota cloud [--data DIR] [--mqtt-port N | --broker URL] [--mqtts-port N] [--control-port N] [--https-port N]
+ * xs-ota cloud [--data DIR] [--mqtt-port N | --broker URL] [--mqtts-port N] [--control-port N] [--https-port N] [--files-origin URL]
  *
  * Runs the local cloud (cloud/server.ts): broker, AWS Jobs + streams, HTTPS files, EnOS, and the
  * control API that `xs-ota job create|list|describe` talks to. Runs until SIGINT/SIGTERM.
@@ -18,7 +18,7 @@ import type { Io } from "./main.ts";
 import { waitForSignal } from "./signals.ts";
 import { startCloud, DEFAULT_CONTROL_PORT, DEFAULT_HTTPS_PORT, DEFAULT_MQTT_PORT, DEFAULT_MQTTS_PORT, type Cloud } from "../cloud/server.ts";
 
-const USAGE = "usage: xs-ota cloud [--data DIR] [--mqtt-port N | --broker URL] [--mqtts-port N] [--control-port N] [--https-port N]";
+const USAGE = "usage: xs-ota cloud [--data DIR] [--mqtt-port N | --broker URL] [--mqtts-port N] [--control-port N] [--https-port N] [--files-origin URL]";
 
 export interface CloudCommandHooks {
   /** Resolves when the cloud should stop; default SIGINT or SIGTERM. */
@@ -28,6 +28,7 @@ export interface CloudCommandHooks {
 export async function cloudCommand(args: string[], io: Io, hooks: CloudCommandHooks = {}): Promise<number> {
   let dataDir = ".xs-ota-cloud";
   let brokerUrl: string | undefined;
+  let filesOrigin: string | undefined;
   const embeddedOnly = new Set<string>();
   const ports: Record<string, number> = {
     "mqtt-port": DEFAULT_MQTT_PORT,
@@ -40,6 +41,13 @@ export async function cloudCommand(args: string[], io: Io, hooks: CloudCommandHo
     const v = args[i + 1];
     if (a === "--data" && v !== undefined) {
       dataDir = v;
+      i++;
+    } else if (a === "--files-origin" && v !== undefined) {
+      if (!/^https:\/\/[^/?#]+$/.test(v)) {
+        io.err(`xs-ota cloud: --files-origin takes an origin such as https://127.0.0.1:9443, got ${v}`);
+        return 2;
+      }
+      filesOrigin = v;
       i++;
     } else if (a === "--broker" && v !== undefined) {
       brokerUrl = v;
@@ -54,7 +62,7 @@ export async function cloudCommand(args: string[], io: Io, hooks: CloudCommandHo
       if (a === "--mqtt-port" || a === "--mqtts-port") embeddedOnly.add(a);
       i++;
     } else {
-      io.err(`xs-ota cloud: ${a === "--data" || a === "--broker" || Object.hasOwn(ports, a.slice(2)) ? `${a} needs a value` : `unexpected argument '${a}'`}`);
+      io.err(`xs-ota cloud: ${a === "--data" || a === "--broker" || a === "--files-origin" || Object.hasOwn(ports, a.slice(2)) ? `${a} needs a value` : `unexpected argument '${a}'`}`);
       io.err(USAGE);
       return 2;
     }
@@ -73,7 +81,7 @@ export async function cloudCommand(args: string[], io: Io, hooks: CloudCommandHo
   const broker = brokerUrl !== undefined ? { brokerUrl } : { mqttPort: ports["mqtt-port"], mqttsPort: ports["mqtts-port"] };
   let cloud: Cloud;
   try {
-    cloud = await startCloud({ dataDir, ...broker, controlPort: ports["control-port"], httpsPort: ports["https-port"] });
+    cloud = await startCloud({ dataDir, ...broker, controlPort: ports["control-port"], httpsPort: ports["https-port"], ...(filesOrigin !== undefined ? { filesOrigin } : {}) });
   } catch (e) {
     io.err(`error: cannot start the cloud: ${e instanceof Error ? e.message : String(e)}`);
     return 1;
