@@ -11,6 +11,7 @@ import type { Mqtt, QoS } from "../../modules/ports/mqtt.ts";
 import type { Digest, DigestAlgorithm } from "../../modules/ports/digest.ts";
 import { OtaError, isOtaError } from "../../modules/errors.ts";
 import { nodeDigests } from "./node-digest.ts";
+import { NodeResponse } from "./http.ts";
 import { frame, unframe, RAW_MIN, type BridgeEvent } from "./xs/bridge.ts";
 import type { HostCall } from "./xsnap.ts";
 import type { SimIdentity } from "./xs/host.ts";
@@ -265,6 +266,9 @@ export class BridgeHost {
   #read(id: number): Reply {
     const response = this.#responses.get(id);
     if (!response) return reply({ end: true });
+    // Bytes already here go back with the call, as a device's driver hands out what it buffered.
+    const at = response instanceof NodeResponse ? response.takeQueued() : undefined;
+    if (at !== undefined) return reply({}, at);
     response.read().then(
       (chunk) => this.#queue({ kind: "http.data", id, end: chunk === undefined, length: chunk?.length ?? 0 }, chunk),
       (e: unknown) => this.#queue({ kind: "http.data", id, error: isOtaError(e) ? { code: e.code, message: e.message } : { code: "network", message: String(e) } }),
