@@ -8,7 +8,7 @@
  * over HTTPS and over an MQTT stream, then the same agent set up as AWS's C agent is by default
  * (one 4 KB block per request, one request at a time, the whole slot erased first) on each.
  *
- * Each is timed from the first request for the file (or the slot erase before it, AWS-style) to
+ * Each is timed from the first request for the file (or an erase of the slot before it) to
  * the completion of the last flash write inside the image, from the bridge's trace. The limit is
  * max(link, flash): link = the bytes the proxy carried towards the device at the link's rate,
  * plus the round trips before the first byte (TCP, TLS 1.3 and the request for HTTPS; the
@@ -138,10 +138,10 @@ async function update(name: string, protocol: "http" | "mqtt", config: Partial<A
   if (status !== "SUCCEEDED") throw new Error(`job ${jobId} ended ${status}: ${errors.join("; ")}`);
   const isRequest = (e: HardwareTrace) => (e.kind === "http.request" && e.url.includes("/fw/")) || (e.kind === "mqtt.publish" && e.topic.includes("/streams/"));
   const firstRequest = trace.find(isRequest)?.at ?? Infinity;
-  // AWS-style erases the whole slot before it asks for a byte (esp_ota_begin): that is part of its time.
-  const firstErase = trace.find((e) => e.kind === "flash.erase" && e.offset >= SLOT)?.at ?? Infinity;
-  const slotEraseStart = Math.min(firstErase, firstRequest);
-  const start = config.eraseWholeSlot ? slotEraseStart : firstRequest;
+  // An erase before the first request (AWS-style erases the whole slot first, as esp_ota_begin
+  // does) is part of the update's time.
+  const firstErase = trace.find((e) => e.kind === "flash.erase" && e.offset >= SLOT);
+  const start = Math.min(firstRequest, firstErase?.kind === "flash.erase" ? firstErase.start : Infinity);
   const nvs = trace.filter((e) => e.kind === "state.set" && e.at >= start && e.at <= last).length;
   const requests = trace.filter((e) => isRequest(e) && e.at <= last).length;
   return { seconds: (last - start) / 1000, ...bytes, nvsPerMB: nvs / (image.length / MB), requests };

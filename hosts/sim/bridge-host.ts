@@ -17,9 +17,9 @@ import type { HostCall } from "./xsnap.ts";
 import type { SimIdentity } from "./xs/host.ts";
 import { FlashStall, eraseCost, writeCost, type FlashTiming } from "./flash-timing.ts";
 
-/** What the firmware asked of the hardware, for benches that time it (`at`: performance.now() when it completed). */
+/** What the firmware asked of the hardware, for benches that time it (performance.now(): `start` when asked, `at` when it completed). */
 export type HardwareTrace =
-  | { kind: "flash.write" | "flash.erase"; offset: number; length: number; at: number }
+  | { kind: "flash.write" | "flash.erase"; offset: number; length: number; start: number; at: number }
   | { kind: "http.request"; url: string; at: number }
   | { kind: "mqtt.publish"; topic: string; at: number }
   | { kind: "state.set"; key: string; at: number };
@@ -163,19 +163,21 @@ export class BridgeHost {
       case "flash.read":
         return reply({}, new Uint8Array(hw.flash.read(int(a.length), int(a.offset))));
       case "flash.write": {
+        const start = performance.now();
         const offset = int(a.offset);
         hw.flash.write(bytes.slice(), offset);
         if (hw.flashTiming) await this.#busyFor(writeCost(hw.flashTiming, offset, bytes.length).ms);
-        hw.trace?.({ kind: "flash.write", offset, length: bytes.length, at: performance.now() });
+        hw.trace?.({ kind: "flash.write", offset, length: bytes.length, start, at: performance.now() });
         return reply({});
       }
       case "flash.erase": {
+        const start = performance.now();
         const first = int(a.first);
         const last = a.last === undefined || a.last === null ? first + 1 : int(a.last);
         hw.flash.eraseBlock(first, last);
         const bl = hw.flash.status().blockLength;
         if (hw.flashTiming) await this.#busyFor(eraseCost(hw.flashTiming, first * bl, (last - first) * bl).ms);
-        hw.trace?.({ kind: "flash.erase", offset: first * bl, length: (last - first) * bl, at: performance.now() });
+        hw.trace?.({ kind: "flash.erase", offset: first * bl, length: (last - first) * bl, start, at: performance.now() });
         return reply({});
       }
       case "state.get": {
