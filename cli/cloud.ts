@@ -9,7 +9,9 @@
  * Core does on reserved topics (a Jobs or stream answer reaches the client that asked, subscribed
  * or not); on an external broker a device gets answers only on topics it subscribed to, which
  * AWS's own C OTA agent does not do. `--https-port 443` gives presigned URLs without a port, as
- * S3's are (binding 443 needs root or CAP_NET_BIND_SERVICE).
+ * S3's are (binding 443 needs root or CAP_NET_BIND_SERVICE). `--files-origin https://HOST:PORT`
+ * makes presigned URLs name that origin instead, e.g. a proxy in front of the file server (the
+ * link model of bench:device); HOST must be one the server certificate names (127.0.0.1, localhost).
  * The embedded broker also takes MQTT over mutual TLS on --mqtts-port (default 8883, as AWS IoT
  * Core): devices present a thing certificate from `xs-ota thing create` (same --data) and may use
  * only their own thing's `$aws/things/<thing>/...` topics; `--broker` has no such listener.

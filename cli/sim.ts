@@ -15,6 +15,9 @@
  * through its download after a login (the device secret; `xs-ota enos register` prints it).
  * Runs until SIGINT/SIGTERM, or with `--until VERSION` until every device runs VERSION
  * confirmed and has reported the outcome (exit 0), or one cannot boot (exit 1).
+ * `--flash-timing NAME` (esp32, w25q32jv, w25q32jv-max, esp32-measured; hosts/sim/flash-timing.ts)
+ * makes each flash call of the firmware take the chip's erase and program time; without it flash
+ * calls return at once.
  *
  * Mutual TLS (an mqtts:// --broker, e.g. `xs-ota cloud`'s mqtts URL): each device presents its
  * thing's certificate, made by `xs-ota thing create`. `--cert/--cert-key` give one device's pair
