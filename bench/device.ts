@@ -1,5 +1,5 @@
 /**
- * npm run bench:device [-- --rate-mbit 4 --delay 50 --flash esp32]
+ * npm run bench:device [-- --rate-mbit 4 --delay 50 --flash esp32] [--only NAME] [--trace PREFIX]
  *
  * A 1 MB update on a slow link to a device with real flash timing: the local cloud, a simulated
  * ESP32 whose flash calls stall as its SPI NOR would (hosts/sim/flash-timing.ts), and between
