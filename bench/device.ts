@@ -66,9 +66,9 @@ const mqttProxyPort = await mqttLink.start();
 const data = join(work, "cloud");
 const log = createWriteStream(join(work, "cloud.log"));
 const cloud = new Child("cloud", ["cloud", "--data", data, "--mqtt-port", String(mqttPort), "--mqtts-port", String(mqttsPort), "--https-port", String(httpsPort), "--control-port", String(controlPort), "--files-origin", `https://127.0.0.1:${httpsProxyPort}`], /^control /, log);
-await cloud.start();
 const control = `http://127.0.0.1:${controlPort}`;
-const caCert = readFileSync(join(data, "tls", "ca.pem"), "utf8");
+/** The cloud's CA, read once it has started (it makes one in its data folder). */
+let caCert = "";
 
 async function jobStatus(jobId: string): Promise<string> {
   const response = await fetch(`${control}/jobs/${jobId}`);
@@ -150,6 +150,8 @@ async function update(name: string, protocol: "http" | "mqtt", config: Partial<A
 const fmt = (n: number) => n.toFixed(2);
 const started = performance.now();
 try {
+  await cloud.start();
+  caCert = readFileSync(join(data, "tls", "ca.pem"), "utf8");
   const flashSeconds = imageFlashMs(timing, image.length) / 1000;
   console.log(`bench:device: ${image.length} byte image; link ${(rate * 8) / 1e6} Mbit/s, ${delayMs} ms each way; flash ${timing.name} (sector ${timing.sectorEraseMs} ms, 64 KB block ${timing.blockEraseMs} ms, page ${timing.pageProgramMs.toFixed(3)} ms)`);
   console.log(`limit parts: flash ${fmt(flashSeconds)} s (${Math.ceil(image.length / 65536)} block erases, ${Math.ceil(image.length / 256)} page programs)`);
