@@ -1,5 +1,5 @@
 /**
- * xs-ota cloud [--data DIR] [--mqtt-port N | --broker URL] [--mqtts-port N] [--control-port N] [--https-port N]
+ * xs-ota cloud [--data DIR] [--mqtt-port N | --broker URL] [--mqtts-port N] [--control-port N] [--https-port N] [--files-origin URL]
  *
  * Runs the local cloud (cloud/server.ts): broker, AWS Jobs + streams, HTTPS files, EnOS, and the
  * control API that `xs-ota job create|list|describe` talks to. Runs until SIGINT/SIGTERM.
@@ -9,7 +9,9 @@
  * Core does on reserved topics (a Jobs or stream answer reaches the client that asked, subscribed
  * or not); on an external broker a device gets answers only on topics it subscribed to, which
  * AWS's own C OTA agent does not do. `--https-port 443` gives presigned URLs without a port, as
- * S3's are (binding 443 needs root or CAP_NET_BIND_SERVICE).
+ * S3's are (binding 443 needs root or CAP_NET_BIND_SERVICE). `--files-origin https://HOST:PORT`
+ * makes presigned URLs name that origin instead, e.g. a proxy in front of the file server (the
+ * link model of bench:device); HOST must be one the server certificate names (127.0.0.1, localhost).
  * The embedded broker also takes MQTT over mutual TLS on --mqtts-port (default 8883, as AWS IoT
  * Core): devices present a thing certificate from `xs-ota thing create` (same --data) and may use
  * only their own thing's `$aws/things/<thing>/...` topics; `--broker` has no such listener.
@@ -18,7 +20,7 @@ import type { Io } from "./main.ts";
 import { waitForSignal } from "./signals.ts";
 import { startCloud, DEFAULT_CONTROL_PORT, DEFAULT_HTTPS_PORT, DEFAULT_MQTT_PORT, DEFAULT_MQTTS_PORT, type Cloud } from "../cloud/server.ts";
 
-const USAGE = "usage: xs-ota cloud [--data DIR] [--mqtt-port N | --broker URL] [--mqtts-port N] [--control-port N] [--https-port N]";
+const USAGE = "usage: xs-ota cloud [--data DIR] [--mqtt-port N | --broker URL] [--mqtts-port N] [--control-port N] [--https-port N] [--files-origin URL]";
 
 export interface CloudCommandHooks {
   /** Resolves when the cloud should stop; default SIGINT or SIGTERM. */
@@ -28,6 +30,7 @@ export interface CloudCommandHooks {
 export async function cloudCommand(args: string[], io: Io, hooks: CloudCommandHooks = {}): Promise<number> {
   let dataDir = ".xs-ota-cloud";
   let brokerUrl: string | undefined;
+  let filesOrigin: string | undefined;
   const embeddedOnly = new Set<string>();
   const ports: Record<string, number> = {
     "mqtt-port": DEFAULT_MQTT_PORT,
@@ -40,6 +43,13 @@ export async function cloudCommand(args: string[], io: Io, hooks: CloudCommandHo
     const v = args[i + 1];
     if (a === "--data" && v !== undefined) {
       dataDir = v;
+      i++;
+    } else if (a === "--files-origin" && v !== undefined) {
+      if (!/^https:\/\/[^/?#]+$/.test(v)) {
+        io.err(`xs-ota cloud: --files-origin takes an origin such as https://127.0.0.1:9443, got ${v}`);
+        return 2;
+      }
+      filesOrigin = v;
       i++;
     } else if (a === "--broker" && v !== undefined) {
       brokerUrl = v;
@@ -54,7 +64,7 @@ export async function cloudCommand(args: string[], io: Io, hooks: CloudCommandHo
       if (a === "--mqtt-port" || a === "--mqtts-port") embeddedOnly.add(a);
       i++;
     } else {
-      io.err(`xs-ota cloud: ${a === "--data" || a === "--broker" || Object.hasOwn(ports, a.slice(2)) ? `${a} needs a value` : `unexpected argument '${a}'`}`);
+      io.err(`xs-ota cloud: ${a === "--data" || a === "--broker" || a === "--files-origin" || Object.hasOwn(ports, a.slice(2)) ? `${a} needs a value` : `unexpected argument '${a}'`}`);
       io.err(USAGE);
       return 2;
     }
@@ -73,7 +83,7 @@ export async function cloudCommand(args: string[], io: Io, hooks: CloudCommandHo
   const broker = brokerUrl !== undefined ? { brokerUrl } : { mqttPort: ports["mqtt-port"], mqttsPort: ports["mqtts-port"] };
   let cloud: Cloud;
   try {
-    cloud = await startCloud({ dataDir, ...broker, controlPort: ports["control-port"], httpsPort: ports["https-port"] });
+    cloud = await startCloud({ dataDir, ...broker, controlPort: ports["control-port"], httpsPort: ports["https-port"], ...(filesOrigin !== undefined ? { filesOrigin } : {}) });
   } catch (e) {
     io.err(`error: cannot start the cloud: ${e instanceof Error ? e.message : String(e)}`);
     return 1;

@@ -2,7 +2,7 @@
  * xs-ota sim [--thing T] [--count N] [--firmware FW.bin] [--key [LABEL=]PUB.pem]... [--allow-unsigned]
  *            [--broker URL] [--ca CA.pem] [--cert CERT.pem --cert-key KEY.pem | --certs DIR] [--dir DIR]
  *            [--cloud aws|enos] [--product PK] [--file-base URL] [--file-service URL]
- *            [--device-secret S | --product-secret S] [--until VERSION]
+ *            [--device-secret S | --product-secret S] [--until VERSION] [--flash-timing NAME]
  *
  * Simulated ESP32s on the desktop (hosts/sim/device.ts): each has a flash file with the 4 MB
  * partition table and runs the firmware in its booted slot on the XS engine. `--firmware`
@@ -15,6 +15,9 @@
  * through its download after a login (the device secret; `xs-ota enos register` prints it).
  * Runs until SIGINT/SIGTERM, or with `--until VERSION` until every device runs VERSION
  * confirmed and has reported the outcome (exit 0), or one cannot boot (exit 1).
+ * `--flash-timing NAME` (esp32, w25q32jv, w25q32jv-max, esp32-measured; hosts/sim/flash-timing.ts)
+ * makes each flash call of the firmware take the chip's erase and program time; without it flash
+ * calls return at once.
  *
  * Mutual TLS (an mqtts:// --broker, e.g. `xs-ota cloud`'s mqtts URL): each device presents its
  * thing's certificate, made by `xs-ota thing create`. `--cert/--cert-key` give one device's pair
@@ -32,6 +35,7 @@ import { join } from "node:path";
 import type { Io } from "./main.ts";
 import { waitForSignal } from "./signals.ts";
 import { flashDevice } from "../hosts/sim/board.ts";
+import { FLASH_TIMINGS, type FlashTiming } from "../hosts/sim/flash-timing.ts";
 import { SimulatedDevice, type DeviceEvent } from "../hosts/sim/device.ts";
 import type { SimCloud } from "../hosts/sim/xs/host.ts";
 import { SIGNER_LABEL, DEFAULT_MQTT_PORT } from "../cloud/server.ts";
@@ -40,7 +44,7 @@ const USAGE = [
   "usage: xs-ota sim [--thing T] [--count N] [--firmware FW.bin] [--key [LABEL=]PUB.pem]... [--allow-unsigned]",
   "                  [--broker URL] [--ca CA.pem] [--cert CERT.pem --cert-key KEY.pem | --certs DIR] [--dir DIR]",
   "                  [--cloud aws|enos] [--product PK] [--file-base URL] [--file-service URL]",
-  "                  [--device-secret S | --product-secret S] [--until VERSION]",
+  "                  [--device-secret S | --product-secret S] [--until VERSION] [--flash-timing esp32]",
 ];
 const DEFAULT_CA = ".xs-ota-cloud/tls/ca.pem";
 const MAX_COUNT = 200;
@@ -66,6 +70,8 @@ export interface SimOptions {
   deviceSecret?: string;
   productSecret?: string;
   until?: string;
+  /** Flash erase/program times (hosts/sim/flash-timing.ts); none by default. */
+  flashTiming?: FlashTiming;
 }
 
 export interface SimCommandHooks {
@@ -119,6 +125,11 @@ function parse(args: string[]): SimOptions | string {
     else if (a === "--device-secret") o.deviceSecret = v;
     else if (a === "--product-secret") o.productSecret = v;
     else if (a === "--until") o.until = v;
+    else if (a === "--flash-timing") {
+      const t = FLASH_TIMINGS[v];
+      if (t === undefined) return `--flash-timing takes ${Object.keys(FLASH_TIMINGS).join(", ")}, got ${v}`;
+      o.flashTiming = t;
+    }
     else return `unknown option ${a}`;
   }
   if (Object.keys(o.keys).length === 0 && !o.allowUnsigned) return "give the code-signing public key (--key PUB.pem), or --allow-unsigned for a development device";
@@ -197,7 +208,7 @@ export async function simCommand(args: string[], io: Io, hooks: SimCommandHooks 
     const enos = { fileBase: o.fileBase, fileService: o.fileService, deviceSecret: o.deviceSecret, productSecret: o.productSecret };
     const cloud: SimCloud = o.cloud === "enos" ? { kind: "enos", productKey: o.product, deviceKey: thing, ...definedOnly(enos) } : { kind: "aws" };
     const mqttTls = tls.get(thing);
-    return new SimulatedDevice({ dir: join(o.dir, thing), thing, brokerUrl: o.broker, ...(mqttTls ? { mqttTls } : {}), keys: o.keys, cloud, config: { ...(ca ? { ca } : {}), allowUnsigned: o.allowUnsigned } });
+    return new SimulatedDevice({ dir: join(o.dir, thing), thing, brokerUrl: o.broker, ...(mqttTls ? { mqttTls } : {}), keys: o.keys, cloud, config: { ...(ca ? { ca } : {}), allowUnsigned: o.allowUnsigned }, ...(o.flashTiming ? { flashTiming: o.flashTiming } : {}) });
   });
   const started = performance.now();
   const firstVersion = new Map<string, string>();

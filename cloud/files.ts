@@ -51,6 +51,11 @@ export interface PresignOptions {
   https?: boolean;
   /** Host name in the URL (e.g. "localhost"); default the listening address. */
   host?: string;
+  /**
+   * The whole origin in the URL instead (e.g. https://127.0.0.1:9443, a proxy in front of this
+   * server, as a CDN is in front of S3); the signature covers the path and expiry, not the origin.
+   */
+  origin?: string;
 }
 
 export interface FileCounters {
@@ -169,7 +174,7 @@ export class FileService {
     const expires = this.#now() + Math.trunc(options.expiresIn);
     const path = `/${name.split("/").map(encodeURIComponent).join("/")}`;
     const signature = this.#sign(path, String(expires));
-    const origin = options.host === undefined ? this.origin : this.#originFor(options.host);
+    const origin = options.origin ?? (options.host === undefined ? this.origin : this.#originFor(options.host));
     return `${origin}${path}?expires=${expires}&signature=${signature}`;
   }
 

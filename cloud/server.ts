@@ -103,6 +103,12 @@ export interface CloudOptions {
   controlPort?: number;
   /** An external MQTT broker (e.g. mqtt://127.0.0.1:1883 for Mosquitto) instead of the embedded aedes. */
   brokerUrl?: string;
+  /**
+   * The origin presigned URLs name (e.g. https://127.0.0.1:9443: a proxy in front of the file
+   * server, such as bench:device's link model); default the file server's own. The host must be
+   * one the server certificate names (127.0.0.1 or localhost) for devices to accept it.
+   */
+  filesOrigin?: string;
 }
 
 export interface Cloud {
@@ -254,7 +260,7 @@ export async function startCloud(options: CloudOptions): Promise<Cloud> {
     const httpsOrigin = await files.start({ port: options.httpsPort ?? DEFAULT_HTTPS_PORT, tls: { key: ca.serverKey, cert: ca.serverCert } });
     cleanups.push(() => files.stop());
 
-    const jobs = new AwsJobsService(broker, { dataDir, presign: (name, expiresIn) => files.presign(name, { expiresIn, https: true }) });
+    const jobs = new AwsJobsService(broker, { dataDir, presign: (name, expiresIn) => files.presign(name, { expiresIn, https: true, ...(options.filesOrigin !== undefined ? { origin: options.filesOrigin } : {}) }) });
     await jobs.start();
     cleanups.push(() => jobs.stop());
     const streams = new AwsStreamService(broker);

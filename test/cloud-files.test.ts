@@ -102,6 +102,14 @@ describe("presigned file service", () => {
     expect(secure.counters).toMatchObject({ requests: 1, bytesServed: data.length, byStatus: { 200: 1 } });
   });
 
+  it("a URL may name another origin (a proxy in front); its signature still holds at the server", async () => {
+    const url = plain.presign("app.bin", { expiresIn: 60, origin: "http://127.0.0.1:9" });
+    expect(url.startsWith("http://127.0.0.1:9/app.bin?expires=")).toBe(true);
+    const r = await fetchRaw(url.replace("http://127.0.0.1:9", plain.origin));
+    expect(r.status).toBe(200);
+    expect(Buffer.from(data).equals(r.body)).toBe(true);
+  });
+
   it("Range bytes=a-b and bytes=a- give 206 with Content-Range", async () => {
     const url = plain.presign("app.bin", { expiresIn: 60 });
     const a = await fetchRaw(url, { headers: { range: "bytes=100-199" } });

@@ -11,9 +11,18 @@ import type { Mqtt, QoS } from "../../modules/ports/mqtt.ts";
 import type { Digest, DigestAlgorithm } from "../../modules/ports/digest.ts";
 import { OtaError, isOtaError } from "../../modules/errors.ts";
 import { nodeDigests } from "./node-digest.ts";
+import { NodeResponse } from "./http.ts";
 import { frame, unframe, RAW_MIN, type BridgeEvent } from "./xs/bridge.ts";
 import type { HostCall } from "./xsnap.ts";
 import type { SimIdentity } from "./xs/host.ts";
+import { FlashStall, eraseCost, writeCost, type FlashTiming } from "./flash-timing.ts";
+
+/** What the firmware asked of the hardware, for benches that time it (performance.now(): `start` when asked, `at` when it completed). */
+export type HardwareTrace =
+  | { kind: "flash.write" | "flash.erase"; offset: number; length: number; start: number; at: number }
+  | { kind: "http.request"; url: string; at: number }
+  | { kind: "mqtt.publish"; topic: string; at: number }
+  | { kind: "state.set"; key: string; at: number };
 
 export interface BridgeHardware {
   flash: Flash;
@@ -27,6 +36,9 @@ export interface BridgeHardware {
   restart(): void;
   /** Events are waiting and XS is idle: run its pump. */
   wake(): void;
+  /** Erase and program times: each flash call returns only once the chip would be done. */
+  flashTiming?: FlashTiming;
+  trace?: (event: HardwareTrace) => void;
 }
 
 const LEVELS = new Set(["debug", "info", "warn", "error"]);
@@ -88,6 +100,7 @@ export class BridgeHost {
   readonly #timers = new Map<number, NodeJS.Timeout>();
   readonly #responses = new Map<number, HttpResponse>();
   readonly #digests = new Map<number, Digest>();
+  readonly #stall = new FlashStall();
   #next = 1;
   #busy = true;
   #closed = false;
@@ -149,18 +162,31 @@ export class BridgeHost {
         return reply({ status: hw.flash.status() });
       case "flash.read":
         return reply({}, new Uint8Array(hw.flash.read(int(a.length), int(a.offset))));
-      case "flash.write":
-        hw.flash.write(bytes.slice(), int(a.offset));
+      case "flash.write": {
+        const start = performance.now();
+        const offset = int(a.offset);
+        hw.flash.write(bytes.slice(), offset);
+        if (hw.flashTiming) await this.#busyFor(writeCost(hw.flashTiming, offset, bytes.length).ms);
+        hw.trace?.({ kind: "flash.write", offset, length: bytes.length, start, at: performance.now() });
         return reply({});
-      case "flash.erase":
-        hw.flash.eraseBlock(int(a.first), a.last === undefined || a.last === null ? undefined : int(a.last));
+      }
+      case "flash.erase": {
+        const start = performance.now();
+        const first = int(a.first);
+        const last = a.last === undefined || a.last === null ? first + 1 : int(a.last);
+        hw.flash.eraseBlock(first, last);
+        const bl = hw.flash.status().blockLength;
+        if (hw.flashTiming) await this.#busyFor(eraseCost(hw.flashTiming, first * bl, (last - first) * bl).ms);
+        hw.trace?.({ kind: "flash.erase", offset: first * bl, length: (last - first) * bl, start, at: performance.now() });
         return reply({});
+      }
       case "state.get": {
         const value = hw.store.get(String(a.key));
         return value === undefined ? reply({ found: false }) : reply({ found: true }, value);
       }
       case "state.set":
         hw.store.set(String(a.key), bytes.slice());
+        hw.trace?.({ kind: "state.set", key: String(a.key), at: performance.now() });
         return reply({});
       case "state.delete":
         hw.store.delete(String(a.key));
@@ -196,6 +222,7 @@ export class BridgeHost {
         return reply({});
       case "http.request": {
         const request = a.request as HttpRequest;
+        hw.trace?.({ kind: "http.request", url: request.url, at: performance.now() });
         const response = await hw.http.request(a.body === true ? { ...request, body: bytes.slice() } : request);
         const id = this.#next++;
         this.#responses.set(id, response);
@@ -211,6 +238,7 @@ export class BridgeHost {
         await this.#session().subscribe(String(a.topic), a.qos as QoS);
         return reply({});
       case "mqtt.publish":
+        hw.trace?.({ kind: "mqtt.publish", topic: String(a.topic), at: performance.now() });
         await this.#session().publish(String(a.topic), bytes.slice(), a.qos as QoS);
         return reply({});
       case "system.log":
@@ -224,10 +252,25 @@ export class BridgeHost {
     }
   }
 
+  /**
+   * The chip is busy: this call (so the firmware, which waits for it) returns when it is done,
+   * while this process goes on serving the network, whose bytes wait in the socket buffers as a
+   * device's wait in lwIP's while its flash driver blocks the task.
+   */
+  async #busyFor(ms: number): Promise<void> {
+    const due = this.#stall.schedule(ms, performance.now());
+    const wait = due - performance.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    this.#stall.replied(due, performance.now());
+  }
+
   /** The chunk follows as an event when it arrives, as Moddable's HTTP client calls back when data is readable. */
   #read(id: number): Reply {
     const response = this.#responses.get(id);
     if (!response) return reply({ end: true });
+    // Bytes already here go back with the call, as a device's driver hands out what it buffered.
+    const at = response instanceof NodeResponse ? response.takeQueued() : undefined;
+    if (at !== undefined) return reply({}, at);
     response.read().then(
       (chunk) => this.#queue({ kind: "http.data", id, end: chunk === undefined, length: chunk?.length ?? 0 }, chunk),
       (e: unknown) => this.#queue({ kind: "http.data", id, error: isOtaError(e) ? { code: e.code, message: e.message } : { code: "network", message: String(e) } }),

@@ -18,7 +18,8 @@ import { nodeDigests } from "./node-digest.ts";
 import { cloudPreset } from "./clouds.ts";
 import { NodeHttp } from "./http.ts";
 import { XsWorker, XsError, type XsMeters, type XsReply } from "./xsnap.ts";
-import { BridgeHost } from "./bridge-host.ts";
+import { BridgeHost, type HardwareTrace } from "./bridge-host.ts";
+import type { FlashTiming } from "./flash-timing.ts";
 import type { SimCloud, SimIdentity } from "./xs/host.ts";
 
 export interface DeviceOptions {
@@ -41,6 +42,10 @@ export interface DeviceOptions {
    */
   onMeters?: (meters: XsMeters, command: "boot" | "pump", liveHeap?: number) => void;
   liveHeap?: boolean;
+  /** Flash erase and program times (hosts/sim/flash-timing.ts); none by default, so flash calls return at once. */
+  flashTiming?: FlashTiming;
+  /** Every flash operation, HTTP request and MQTT publish of the firmware, as it happens. */
+  trace?: (event: HardwareTrace) => void;
 }
 
 export type DeviceEvent =
@@ -180,6 +185,8 @@ export class SimulatedDevice extends EventEmitter<{ event: [DeviceEvent] }> {
       log: (level, message) => this.#emit({ type: "log", level, message }),
       restart: () => this.#reset("restart() by the firmware"),
       wake: () => this.#pump(worker),
+      flashTiming: this.o.flashTiming,
+      trace: this.o.trace,
     });
     this.#bridge = bridge;
     worker.hostCall = (request) => bridge.serve(request);

@@ -147,7 +147,7 @@ interface Waiter {
   reject(error: OtaError): void;
 }
 
-class NodeResponse implements HttpResponse {
+export class NodeResponse implements HttpResponse {
   readonly status: number;
   readonly headers: Record<string, string>;
   readonly #req: http.ClientRequest;
@@ -196,6 +196,32 @@ class NodeResponse implements HttpResponse {
       // server writing past its Content-Length): the body itself is whole.
       if (!res.complete) this.#drop(e);
     });
+  }
+
+  /**
+   * The body bytes already here, joined up to the host's buffer size, or undefined when none
+   * are (then read() waits). Lets a caller that cannot wait on a promise (the simulator's
+   * bridge, answering XS at once) take what a device's driver would have in its buffers.
+   */
+  takeQueued(): Uint8Array | undefined {
+    if (this.#closed || this.#queue.length === 0) return undefined;
+    const parts: Uint8Array[] = [];
+    let length = 0;
+    while (this.#queue.length > 0 && length + (this.#queue[0]?.length ?? 0) <= MAX_CHUNK) {
+      const part = this.#queue.shift() as Uint8Array;
+      parts.push(part);
+      length += part.length;
+    }
+    if (parts.length === 0) parts.push(this.#queue.shift() as Uint8Array);
+    if (this.#queue.length < QUEUE_CHUNKS && !this.#ended && this.#failure === undefined) this.#res.resume();
+    if (parts.length === 1) return parts[0];
+    const out = new Uint8Array(length);
+    let at = 0;
+    for (const part of parts) {
+      out.set(part, at);
+      at += part.length;
+    }
+    return out;
   }
 
   read(): Promise<Uint8Array | undefined> {
