@@ -264,7 +264,10 @@ export class BridgeHost {
     this.#stall.replied(due, performance.now());
   }
 
-  /** The chunk follows as an event when it arrives, as Moddable's HTTP client calls back when data is readable. */
+  /**
+   * Body bytes the host already holds go back with the call; otherwise the chunk follows as an
+   * event when it arrives, as Moddable's HTTP client calls back when data is readable.
+   */
   #read(id: number): Reply {
     const response = this.#responses.get(id);
     if (!response) return reply({ end: true });

@@ -23,6 +23,12 @@ export interface HttpUrl {
 // match data, and Moddable's XS (8.2.3) crashes in exec's temporary copy once a collection runs.
 const ABSOLUTE = () => /^(https?):\/\/([^/?#@]*@)?(\[[0-9a-fA-F:.]+\]|[^/?#:\[\]]+)(?::(\d{1,5}))?([/?][^#]*)?(#.*)?$/i;
 
+/** Four decimal numbers 0..255 without leading zeros, as a resolver reads an IPv4 address. */
+function isDottedQuad(text: string): boolean {
+  const parts = text.split(".");
+  return parts.length === 4 && parts.every((n) => /^(0|[1-9][0-9]{0,2})$/.test(n) && Number(n) <= 255);
+}
+
 /** RFC 4291 2.2: eight groups of 1 to 4 hex digits, one "::" for a run of zeros, a dotted IPv4 tail. */
 function checkIpv6(text: string): void {
   const refuse = () => {
@@ -35,8 +41,7 @@ function checkIpv6(text: string): void {
   let count = all.length;
   const last = all[all.length - 1];
   if (last !== undefined && last.includes(".")) {
-    const quad = last.split(".");
-    if (quad.length !== 4 || !quad.every((n) => /^(0|[1-9][0-9]{0,2})$/.test(n) && Number(n) <= 255)) refuse();
+    if (!isDottedQuad(last)) refuse();
     count++;
     all.pop();
   }
@@ -52,7 +57,7 @@ function checkHost(host: string): void {
   // A name whose last label is a number is an IPv4 address (WHATWG's rule, and no top-level
   // domain is numeric): it must be the dotted quad a resolver takes, not 1.2.3.256 or 0x7f.1.
   if (/^(0x[0-9a-f]*|[0-9]+)$/i.test(labels[labels.length - 1])) {
-    if (host.endsWith(".") || labels.length !== 4 || !labels.every((n) => /^(0|[1-9][0-9]{0,2})$/.test(n) && Number(n) <= 255)) {
+    if (!isDottedQuad(host)) {
       throw new OtaError("bad-argument", `host "${escapeOther(host.slice(0, 100))}" is neither a host name nor a dotted IPv4 address (four numbers 0..255)`);
     }
     return;

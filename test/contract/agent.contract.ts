@@ -22,6 +22,12 @@ const note = (rig: AgentRig) => {
   }
 };
 
+/** Rewrites fields of the agent's job record in the store, as a cut at another moment would have left it. */
+function editJobRecord(rig: AgentRig, fields: Record<string, unknown>): void {
+  const recorded = JSON.parse(utf8Decode(rig.store.get(JOB_KEY) ?? new Uint8Array(0))) as Record<string, unknown>;
+  rig.store.set(JOB_KEY, utf8Encode(JSON.stringify({ ...recorded, ...fields })));
+}
+
 async function downloaded(rig: AgentRig, image = appImage("1.0.1", 6000)): Promise<void> {
   rig.http.files.set(URL_1, image);
   await rig.online();
@@ -204,8 +210,7 @@ export default suite("update agent", (test) => {
     rig.device.restart();
     // The retry is counted in the record first; make the select that follows never happen by
     // cutting power at once: the device comes back on the old image, the slot still aborted.
-    const recorded = JSON.parse(utf8Decode(rig.store.get(JOB_KEY) ?? new Uint8Array(0))) as Record<string, unknown>;
-    rig.store.set(JOB_KEY, utf8Encode(JSON.stringify({ ...recorded, trialRetries: 1 })));
+    editJobRecord(rig, { trialRetries: 1 });
     await rig.reboot();
     await settle();
     equal(rig.system.version(), "1.0.0");
@@ -219,8 +224,7 @@ export default suite("update agent", (test) => {
     await downloaded(rig);
     // verify-then-select has written otadata; the record still says "download", as it did
     // before the cut (with the download's progress records beside it).
-    const recorded = JSON.parse(utf8Decode(rig.store.get(JOB_KEY) ?? new Uint8Array(0))) as Record<string, unknown>;
-    rig.store.set(JOB_KEY, utf8Encode(JSON.stringify({ ...recorded, phase: "download", secureVersion: undefined })));
+    editJobRecord(rig, { phase: "download", secureVersion: undefined });
     rig.store.set("ota.prog", utf8Encode("{}"));
     await rig.reboot();
     await settle();
