@@ -9,8 +9,8 @@
  * comparison, and last the line for xs-ota's order.
  */
 import { readFileSync } from "node:fs";
-import { parsePartitionCsv } from "../modules/storage/partition-table.ts";
-import { packImage } from "../modules/storage/esp-image.ts";
+import { parsePartitionCsv } from "../modules/esp-idf/partition-table.ts";
+import { packImage } from "../modules/esp-idf/image.ts";
 import { powerCutSweep, type SweepResult } from "../hosts/sim/power-cut.ts";
 import { nodeDigests } from "../hosts/sim/node-digest.ts";
 
@@ -52,7 +52,7 @@ const espIdf = sweep("esp-idf");
 report("ESP-IDF's write order (esp_ota_set_boot_partition, esp_ota_mark_app_valid_cancel_rollback)", espIdf);
 console.log(`esp-idf order: ${espIdf.points.length} points, ${espIdf.unbootable} unbootable, ${espIdf.revertedAfterConfirm} reverted-after-confirm`);
 const ours = sweep("xs-ota");
-report("xs-ota's write order (modules/storage/otadata-boot.ts)", ours);
+report("xs-ota's write order (modules/esp-idf/boot-control.ts)", ours);
 console.log(`(${((Date.now() - started) / 1000).toFixed(1)} s)`);
 console.log(`power-cut: ${ours.points.length} points, ${ours.unbootable} unbootable, ${ours.revertedAfterConfirm} reverted-after-confirm`);
 process.exitCode = ours.unbootable === 0 && espIdf.unbootable === 0 ? 0 : 1;

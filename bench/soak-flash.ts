@@ -9,9 +9,9 @@ import { closeSync, existsSync, openSync, readFileSync, readSync } from "node:fs
 import { join } from "node:path";
 import type { Flash } from "../modules/ports/flash.ts";
 import { OtaError } from "../modules/errors.ts";
-import { decodePartitionTable, appSlots, requirePartition, TABLE_MAX_LENGTH, TABLE_OFFSET } from "../modules/storage/partition-table.ts";
-import { OTADATA_SECTOR, activeEntry, bootOrder, crcOk, decodeEntry, planBoot, seqSlot, stateName } from "../modules/storage/otadata.ts";
-import { verifyImage } from "../modules/storage/esp-image.ts";
+import { decodePartitionTable, appSlots, requirePartition, TABLE_MAX_LENGTH, TABLE_OFFSET } from "../modules/esp-idf/partition-table.ts";
+import { OTADATA_SECTOR, activeEntry, bootOrder, crcOk, decodeEntry, planBoot, seqSlot, stateName } from "../modules/esp-idf/otadata.ts";
+import { verifyImage } from "../modules/esp-idf/image.ts";
 import { nodeDigests } from "../hosts/sim/node-digest.ts";
 import { JOB_KEY } from "../modules/agent/agent.ts";
 

@@ -3,7 +3,7 @@
  * xs-ota image info FILE
  *
  * `pack` wraps an app's JavaScript bundle in the ESP32 app image layout the simulator boots
- * (modules/storage/esp-image.ts: header, app descriptor, the bundle as payload, checksum and
+ * (modules/esp-idf/image.ts: header, app descriptor, the bundle as payload, checksum and
  * appended SHA-256). `info` checks a file the way the bootloader checks a slot: verifyImage over
  * an in-memory NOR flash holding the file's bytes (the rest of the last 4 KB block erased, 0xFF).
  * Exit codes: 0 done / valid, 1 invalid image or I/O error, 2 bad arguments.
@@ -13,7 +13,7 @@ import { writeFileSync } from "node:fs";
 import { readInput } from "./files.ts";
 import type { Io } from "./main.ts";
 import { OtaError, isOtaError } from "../modules/errors.ts";
-import { HEADER_SIZE, IMAGE_PREFIX_SIZE, SEGMENT_HEADER_SIZE, packImage, verifyImage } from "../modules/storage/esp-image.ts";
+import { HEADER_SIZE, IMAGE_PREFIX_SIZE, SEGMENT_HEADER_SIZE, packImage, verifyImage } from "../modules/esp-idf/image.ts";
 import { NorFlash } from "../hosts/sim/nor-flash.ts";
 import { nodeDigests } from "../hosts/sim/node-digest.ts";
 

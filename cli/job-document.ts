@@ -15,7 +15,7 @@ import { readInput, readTextInput } from "./files.ts";
 import type { Io } from "./main.ts";
 import { documentFieldProblem, jobDocument, presignedPlaceholder, type DocumentFormat } from "../cloud/job-documents.ts";
 import { signFirmware, SIGNER_LABEL } from "../cloud/server.ts";
-import { parseImagePrefix } from "../modules/storage/esp-image.ts";
+import { parseImagePrefix } from "../modules/esp-idf/image.ts";
 
 const USAGE = "usage: xs-ota job document --file FW.bin (--s3-url URL | --url URL | --stream ID) [--key KEY.pem] [--format aws|nrf|zerynth] [--certfile LABEL] [--filepath PATH] [-o job.json]";
 

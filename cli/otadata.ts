@@ -21,7 +21,7 @@ import {
   seqSlot,
   stateName,
   type OtaEntry,
-} from "../modules/storage/otadata.ts";
+} from "../modules/esp-idf/otadata.ts";
 
 const USAGE = [
   "usage: xs-ota otadata decode FILE [--slots N]",

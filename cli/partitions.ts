@@ -15,7 +15,7 @@ import {
   typeName,
   type Partition,
   type TableError,
-} from "../modules/storage/partition-table.ts";
+} from "../modules/esp-idf/partition-table.ts";
 
 const USAGE = "usage: xs-ota partitions check FILE [--flash-size SIZE]   (SIZE: 2MB, 4MB, 8MB, 16MB, ...)";
 

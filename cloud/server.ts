@@ -76,7 +76,7 @@ import { EnosIdentities, type EnosDeviceIdentity } from "./enos-auth.ts";
 import { makeLocalCa } from "./tls.ts";
 import { thingPolicy } from "./thing-policy.ts";
 import { documentFieldProblem, jobDocument, presignedPlaceholder } from "./job-documents.ts";
-import { parseImagePrefix } from "../modules/storage/esp-image.ts";
+import { parseImagePrefix } from "../modules/esp-idf/image.ts";
 
 export const DEFAULT_MQTT_PORT = 1883;
 /** AWS IoT Core's port for MQTT over mutual TLS. */

@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { runCliLines } from "./support/cli.ts";
 import { writeSigningKeys } from "../cli/signing.ts";
 import { appImage } from "./contract/boot-fixture.ts";
-import { encodeOtadata, makeEntry, blankEntry } from "../modules/storage/otadata.ts";
+import { encodeOtadata, makeEntry, blankEntry } from "../modules/esp-idf/otadata.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "xs-ota-bad-files-"));
 const keys = writeSigningKeys(join(dir, "keys"));

@@ -18,7 +18,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { bundleForXs } from "../hosts/sim/bundle.ts";
 import { flashDevice, sha256 } from "../hosts/sim/board.ts";
-import { packImage } from "../modules/storage/esp-image.ts";
+import { packImage } from "../modules/esp-idf/image.ts";
 import { startCloud, SIGNER_LABEL, type Cloud } from "../cloud/server.ts";
 import { issueThingCertificate, makeLocalCa } from "../cloud/tls.ts";
 import { MODDABLE_FAKES, MODDABLE_GLOBALS, PREFERENCE_WITH_CUTS } from "./moddable/aliases.ts";

@@ -7,7 +7,7 @@ import { createHash } from "node:crypto";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { parseImagePrefix, verifyImage } from "../modules/storage/esp-image.ts";
+import { parseImagePrefix, verifyImage } from "../modules/esp-idf/image.ts";
 import { NorFlash } from "../hosts/sim/nor-flash.ts";
 import { nobleDigests } from "../modules/verify/noble-digest.ts";
 import { runCli } from "./support/cli.ts";
@@ -51,7 +51,7 @@ describe("xs-ota image pack / info", () => {
     expect(info.out).toContain(`sha256: ${sha}`);
   });
 
-  it("the packed image verifies with modules/storage/esp-image.ts and carries the bundle", async () => {
+  it("the packed image verifies with modules/esp-idf/image.ts and carries the bundle", async () => {
     const image = await packed("b.bin");
     const flash = new NorFlash({ size: 0x10000 });
     flash.write(image, 0);

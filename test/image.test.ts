@@ -3,7 +3,7 @@ import { expect, it } from "vitest";
 import { contract } from "./contract/vitest.ts";
 import writer from "./contract/image-writer.contract.ts";
 import image from "./contract/esp-image.contract.ts";
-import { packImage } from "../modules/storage/esp-image.ts";
+import { packImage } from "../modules/esp-idf/image.ts";
 import { nobleDigests } from "../modules/verify/noble-digest.ts";
 
 contract(writer, new URL("./contract/image-writer.contract.ts", import.meta.url));

@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { runCliLines } from "./support/cli.ts";
 import { parseAwsJobMessage } from "../modules/aws/documents.ts";
-import { packImage } from "../modules/storage/esp-image.ts";
+import { packImage } from "../modules/esp-idf/image.ts";
 import { nodeDigests } from "../hosts/sim/node-digest.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "xs-ota-jobdoc-"));

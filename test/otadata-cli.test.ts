@@ -11,7 +11,7 @@ import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { seqCrc } from "../modules/storage/otadata.ts";
+import { seqCrc } from "../modules/esp-idf/otadata.ts";
 import { runCliLines } from "./support/cli.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "xs-ota-otadata-"));

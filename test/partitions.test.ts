@@ -11,7 +11,7 @@ import {
   findPartition,
   parsePartitionCsv,
   STAGING_NAME,
-} from "../modules/storage/partition-table.ts";
+} from "../modules/esp-idf/partition-table.ts";
 
 contract(suiteModule, new URL("./contract/partition-table.contract.ts", import.meta.url));
 

@@ -17,7 +17,7 @@
  * Network clients come from ECMA-419 network providers (`{ io, dns, socket }`), by default the
  * ones the app's configuration put in `device.network` (`http`, `https`, `mqtt`, `mqtts`).
  */
-import { OtadataBootControl } from "xs-ota/storage/otadata-boot";
+import { OtadataBootControl } from "xs-ota/esp-idf/boot-control";
 import { nobleVerifier } from "xs-ota/verify/noble-signature";
 import { startAgent, type Agent, type AgentApp, type AgentConfig, type AgentPorts, type CloudPreset, type MqttLogin } from "xs-ota/agent/index";
 import { OtaError } from "xs-ota/errors";

@@ -7,7 +7,7 @@
  */
 import type { LogLevel, System } from "xs-ota/ports/system";
 import type { Partitions } from "xs-ota/ports/partitions";
-import { imageVersion } from "xs-ota/storage/esp-image";
+import { imageVersion } from "xs-ota/esp-idf/image";
 
 export class Esp32System implements System {
   readonly #version: string;

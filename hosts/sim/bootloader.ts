@@ -8,8 +8,8 @@
 import type { Flash } from "../../modules/ports/flash.ts";
 import type { Digest } from "../../modules/ports/digest.ts";
 import { isOtaError } from "../../modules/errors.ts";
-import { verifyImage } from "../../modules/storage/esp-image.ts";
-import { OTADATA_SECTOR, OTA_STATES, bootOrder, decodeEntry, encodeEntry, makeEntry, planBoot, stateName } from "../../modules/storage/otadata.ts";
+import { verifyImage } from "../../modules/esp-idf/image.ts";
+import { OTADATA_SECTOR, OTA_STATES, bootOrder, decodeEntry, encodeEntry, makeEntry, planBoot, stateName } from "../../modules/esp-idf/otadata.ts";
 import type { SimPartitions } from "./partitions.ts";
 
 export interface BootOutcome {

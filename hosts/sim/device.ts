@@ -9,7 +9,7 @@
 import { EventEmitter } from "node:events";
 import type { AgentConfig } from "../../modules/agent/config.ts";
 import type { BootInfo } from "../../modules/ports/boot-control.ts";
-import { OtadataBootControl } from "../../modules/storage/otadata-boot.ts";
+import { OtadataBootControl } from "../../modules/esp-idf/boot-control.ts";
 import { JOB_KEY } from "../../modules/agent/agent.ts";
 import { runBootloader } from "./bootloader.ts";
 import { checkImage, imageProgram, openBoard, type Board } from "./board.ts";

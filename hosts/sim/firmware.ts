@@ -1,11 +1,11 @@
 /**
  * A simulator firmware image from an app's source: bundled for XS (minified), packed as an
- * ESP32 app image (modules/storage/esp-image.ts) and written to `out`. What `xs-ota bundle` plus
+ * ESP32 app image (modules/esp-idf/image.ts) and written to `out`. What `xs-ota bundle` plus
  * `xs-ota image pack` do, in one call, for the demo, the benches and the tests.
  */
 import { writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { packImage } from "../../modules/storage/esp-image.ts";
+import { packImage } from "../../modules/esp-idf/image.ts";
 import { bundleFile } from "./bundle.ts";
 import { sha256 } from "./board.ts";
 

@@ -9,8 +9,8 @@
 import type { Digest } from "../../modules/ports/digest.ts";
 import { OtaError, isOtaError } from "../../modules/errors.ts";
 import { ImageWriter } from "../../modules/storage/image-writer.ts";
-import { OtadataBootControl, type WriteOrder } from "../../modules/storage/otadata-boot.ts";
-import { verifyImage } from "../../modules/storage/esp-image.ts";
+import { OtadataBootControl, type WriteOrder } from "../../modules/esp-idf/boot-control.ts";
+import { verifyImage } from "../../modules/esp-idf/image.ts";
 import { NorFlash, type Tear } from "./nor-flash.ts";
 import { SimPartitions, type PartitionExtent } from "./partitions.ts";
 import { runBootloader, type ImageCheck } from "./bootloader.ts";

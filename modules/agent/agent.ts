@@ -26,7 +26,7 @@ import { utf8Decode, utf8Encode } from "../codec/utf8.ts";
 import { SecurityFloor, checkCandidateImage } from "../verify/policy.ts";
 import { checkNewer } from "../verify/version.ts";
 import { verifyAndSelect } from "../verify/staged.ts";
-import { IMAGE_PREFIX_SIZE, parseImagePrefix, type VerifiedImage } from "../storage/esp-image.ts";
+import { IMAGE_PREFIX_SIZE, parseImagePrefix, type VerifiedImage } from "../esp-idf/image.ts";
 import type { Flash } from "../ports/flash.ts";
 import { Machine, type Transition } from "./machine.ts";
 import type { FailureStage, JobChannel, JobFailure } from "./channel.ts";

@@ -12,7 +12,7 @@ import type { StateStore } from "../ports/state-store.ts";
 import type { UpdatePlan } from "../jobs/plan.ts";
 import type { AgentConfig } from "./config.ts";
 import { OtaError, isOtaError } from "../errors.ts";
-import { IMAGE_PREFIX_SIZE, type AppDescriptor } from "../storage/esp-image.ts";
+import { IMAGE_PREFIX_SIZE, type AppDescriptor } from "../esp-idf/image.ts";
 import { BlockWriter } from "../storage/block-writer.ts";
 import { downloadRange } from "../transfer/http-download.ts";
 import { ProgressRecorder, resumeImage } from "../transfer/progress.ts";

@@ -15,7 +15,7 @@
  * - `select(slot)` never makes an image bootable that was not fully written; it is called only
  *   after verification. Selecting the running slot: OtaError "boot-state".
  * - Every method survives power loss at any flash operation: the device afterwards boots either
- *   the old or the new image, never nothing (see modules/storage/otadata.ts for the order of
+ *   the old or the new image, never nothing (see modules/esp-idf/otadata.ts for the order of
  *   writes that guarantees it).
  * - `confirm()` on an image that is already valid does nothing.
  */

@@ -7,7 +7,7 @@
 import type { StateStore } from "../ports/state-store.ts";
 import type { LogLevel } from "../ports/system.ts";
 import { OtaError } from "../errors.ts";
-import { parseImagePrefix, type AppDescriptor } from "../storage/esp-image.ts";
+import { parseImagePrefix, type AppDescriptor } from "../esp-idf/image.ts";
 import { checkNewer } from "./version.ts";
 
 const FLOOR_KEY = "ota.minsec";

@@ -13,7 +13,7 @@ import type { KeyStore } from "../ports/key-store.ts";
 import type { SignatureVerifier } from "../ports/signature.ts";
 import type { LogLevel } from "../ports/system.ts";
 import { OtaError } from "../errors.ts";
-import { verifyImage, type VerifiedImage } from "../storage/esp-image.ts";
+import { verifyImage, type VerifiedImage } from "../esp-idf/image.ts";
 import { checkSignature, signatureFromBase64 } from "./signature.ts";
 import { acceptUnsigned } from "./policy.ts";
 

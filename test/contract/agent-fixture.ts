@@ -20,7 +20,7 @@ import { ManualClock } from "./manual-clock.ts";
 import { nextTurn } from "./env.ts";
 import { FakeStreamBroker } from "./fake-streams.ts";
 import { MiniDevice, appImage } from "./boot-fixture.ts";
-import { parseImagePrefix } from "../../modules/storage/esp-image.ts";
+import { parseImagePrefix } from "../../modules/esp-idf/image.ts";
 
 const ascii = (s: string) => Uint8Array.from(s, (c) => c.charCodeAt(0));
 export const SIGNER = nobleSha256(ascii("agent test signer"));

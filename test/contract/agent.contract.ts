@@ -7,7 +7,7 @@ import { suite } from "./harness.ts";
 import { equal, ok, deepEqual } from "./assert.ts";
 import { AGENT_STATES, AGENT_TABLE, JOB_KEY, type AgentState } from "../../modules/agent/agent.ts";
 import { analyse } from "../../modules/agent/machine.ts";
-import { decodeOtadata, OTA_STATES } from "../../modules/storage/otadata.ts";
+import { decodeOtadata, OTA_STATES } from "../../modules/esp-idf/otadata.ts";
 import { AgentRig, appImage, httpPlan, settle, sign } from "./agent-fixture.ts";
 import { pattern } from "./pattern.ts";
 import { utf8Decode, utf8Encode } from "../../modules/codec/utf8.ts";

@@ -2,9 +2,9 @@
 import { NorFlash } from "../../hosts/sim/nor-flash.ts";
 import { SimPartitions, type PartitionExtent } from "../../hosts/sim/partitions.ts";
 import { espImageCheck, runBootloader, type ImageCheck } from "../../hosts/sim/bootloader.ts";
-import { OtadataBootControl, type WriteOrder } from "../../modules/storage/otadata-boot.ts";
+import { OtadataBootControl, type WriteOrder } from "../../modules/esp-idf/boot-control.ts";
 import { ImageWriter } from "../../modules/storage/image-writer.ts";
-import { packImage } from "../../modules/storage/esp-image.ts";
+import { packImage } from "../../modules/esp-idf/image.ts";
 import { nobleDigests } from "../../modules/verify/noble-digest.ts";
 
 export const sha256 = () => nobleDigests.create("sha256");

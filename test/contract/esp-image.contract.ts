@@ -14,7 +14,7 @@ import {
   parseImagePrefix,
   verifyImage,
   type PackOptions,
-} from "../../modules/storage/esp-image.ts";
+} from "../../modules/esp-idf/image.ts";
 import { pattern } from "./pattern.ts";
 
 const BL = 4096;

@@ -14,7 +14,7 @@ import {
   planBoot,
   seqCrc,
   type OtaEntry,
-} from "../../modules/storage/otadata.ts";
+} from "../../modules/esp-idf/otadata.ts";
 import { MiniDevice, MINI_FLASH, MINI_TABLE, appImage, sha256 } from "./boot-fixture.ts";
 import { powerCutSweep } from "../../hosts/sim/power-cut.ts";
 

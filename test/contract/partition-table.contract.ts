@@ -19,7 +19,7 @@ import {
   type CheckOptions,
   type Partition,
   type TableError,
-} from "../../modules/storage/partition-table.ts";
+} from "../../modules/esp-idf/partition-table.ts";
 
 /** A good A/B table; rows are lines 1-5. */
 const AB = [

@@ -3,7 +3,7 @@ import { suite } from "./harness.ts";
 import { bytesEqual, deepEqual, equal, ok, throwsCode } from "./assert.ts";
 import { checkNewer, compareVersions, formatVersion, parseVersion, toAppVersion32 } from "../../modules/verify/version.ts";
 import { SecurityFloor, acceptUnsigned, checkCandidateImage } from "../../modules/verify/policy.ts";
-import { IMAGE_PREFIX_SIZE, packImage } from "../../modules/storage/esp-image.ts";
+import { IMAGE_PREFIX_SIZE, packImage } from "../../modules/esp-idf/image.ts";
 import { MemoryStateStore } from "../../hosts/sim/state-store.ts";
 import { sha256 } from "./boot-fixture.ts";
 

@@ -5,9 +5,9 @@
  */
 import fc from "fast-check";
 import { createHash } from "node:crypto";
-import { OTADATA_SECTOR, OTA_STATES, decodeEntry, decodeOtadata, encodeEntry, encodeOtadata, makeEntry, planBoot, seqCrc, type OtaEntry } from "../../modules/storage/otadata.ts";
-import { checkPartitionTable, decodePartitionTable, encodePartitionTable, parsePartitionCsv, type Partition } from "../../modules/storage/partition-table.ts";
-import { IMAGE_PREFIX_SIZE, packImage, parseImagePrefix, verifyImage } from "../../modules/storage/esp-image.ts";
+import { OTADATA_SECTOR, OTA_STATES, decodeEntry, decodeOtadata, encodeEntry, encodeOtadata, makeEntry, planBoot, seqCrc, type OtaEntry } from "../../modules/esp-idf/otadata.ts";
+import { checkPartitionTable, decodePartitionTable, encodePartitionTable, parsePartitionCsv, type Partition } from "../../modules/esp-idf/partition-table.ts";
+import { IMAGE_PREFIX_SIZE, packImage, parseImagePrefix, verifyImage } from "../../modules/esp-idf/image.ts";
 import type { Flash } from "../../modules/ports/flash.ts";
 import type { Digest } from "../../modules/ports/digest.ts";
 import { applyEdits, applyTextEdits, bytesEq, edits, ensure, refusesWith, target, type FuzzTarget } from "./support.ts";

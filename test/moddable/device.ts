@@ -21,7 +21,7 @@ import { NodeMqtt, type NodeMqttOptions } from "../../hosts/sim/mqtt.ts";
 import { XsWorker, XsError, type HostCall } from "../../hosts/sim/xsnap.ts";
 import { unframe } from "../../hosts/sim/xs/bridge.ts";
 import type { SimIdentity } from "../../hosts/sim/xs/host.ts";
-import { OtadataBootControl } from "../../modules/storage/otadata-boot.ts";
+import { OtadataBootControl } from "../../modules/esp-idf/boot-control.ts";
 import type { BootInfo } from "../../modules/ports/boot-control.ts";
 
 /** What the firmware learns at boot: the board (table, running slot) and its provisioning. */

@@ -11,7 +11,7 @@ import { nodeDigests } from "../../hosts/sim/node-digest.ts";
 import { MemoryStateStore } from "../../hosts/sim/state-store.ts";
 import { MemoryKeyStore } from "../../hosts/sim/key-store.ts";
 import { nobleVerifier } from "../../modules/verify/noble-signature.ts";
-import { parseImagePrefix } from "../../modules/storage/esp-image.ts";
+import { parseImagePrefix } from "../../modules/esp-idf/image.ts";
 import type { System, LogLevel } from "../../modules/ports/system.ts";
 import type { Mqtt } from "../../modules/ports/mqtt.ts";
 import type { Http } from "../../modules/ports/http.ts";

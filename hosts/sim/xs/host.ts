@@ -9,7 +9,7 @@
 import type { PartitionExtent } from "../partitions.ts";
 import { SimPartitions } from "../partitions.ts";
 import { MemoryKeyStore } from "../key-store.ts";
-import { OtadataBootControl } from "../../../modules/storage/otadata-boot.ts";
+import { OtadataBootControl } from "../../../modules/esp-idf/boot-control.ts";
 import { nobleVerifier } from "../../../modules/verify/noble-signature.ts";
 import { startAgent, type Agent, type AgentApp, type AgentConfig, type AgentPorts } from "../../../modules/agent/index.ts";
 import { cloudPreset } from "../clouds.ts";

@@ -5,7 +5,7 @@
  */
 import type { LogLevel, System } from "../../../modules/ports/system.ts";
 import type { Partitions } from "../../../modules/ports/partitions.ts";
-import { imageVersion } from "../../../modules/storage/esp-image.ts";
+import { imageVersion } from "../../../modules/esp-idf/image.ts";
 import { call } from "./bridge.ts";
 
 export class BridgedSystem implements System {
