@@ -119,7 +119,7 @@ export class OtadataBootControl implements BootControl {
     this.#writeEntry(sector, makeEntry(seq, OTA_STATES.VALID));
   }
 
-  reject(): void {
+  reject(): boolean {
     const slots = this.#partitions.appSlots();
     const index = slots.indexOf(this.#partitions.running());
     const entries = this.#read();
@@ -131,10 +131,10 @@ export class OtadataBootControl implements BootControl {
       const previous = (index + slots.length - 1) % slots.length;
       const sector = own === 0 ? 1 : 0;
       this.#writeEntry(sector, makeEntry(nextSeq(this.#highestValidSeq(entries), previous, slots.length), OTA_STATES.VALID));
-      return;
+      return true;
     }
-    if (own === -1) return;
-    this.#writeEntry(own, makeEntry(entries[own].seq, OTA_STATES.INVALID));
+    if (own !== -1) this.#writeEntry(own, makeEntry(entries[own].seq, OTA_STATES.INVALID));
+    return true;
   }
 
   /** The sector holding the usable entry with the highest seq that selects slot `index`, or -1. */

@@ -1,13 +1,19 @@
 /**
  * BootControl: which app slot the bootloader will start, and the trial-boot protocol around an
- * update. Kept behind a port so that layouts other than ESP-IDF's otadata (a bootloader that
- * installs from a staging slot, an @AFRTOS descriptor) fit the same agent.
+ * update. One implementation per boot layout: ESP-IDF's otadata A/B (modules/esp-idf), a W800
+ * staging partition its second-stage boot installs from (modules/w800), an @AFRTOS descriptor
+ * over a staging bank a cloner copies from (modules/afr-staging).
+ *
+ * Staging layouts: the agent writes the image into `updateSlot` (the staging area), `select`
+ * asks the bootloader to install it at the next restart, and after the install the image runs
+ * from the one run slot (`running`), with `installedFrom` naming the staging slot.
  *
  * Lifecycle of one update:
  *   running VALID image -> `select(slot)` after the new image is written and verified
  *   -> restart -> the bootloader starts the new image for a trial (state "pending")
  *   -> self-test passes: `confirm()` makes it permanent ("valid")
- *   -> self-test fails: `reject()` marks it invalid so the next restart starts the previous slot.
+ *   -> self-test fails: `reject()` marks it invalid so the next restart starts the previous image,
+      where the layout keeps one (it returns false where it keeps none: the image then stays).
  *   A trial image that restarts without confirming is rolled back by the bootloader itself
  *   (its slot then reads "aborted" in `updateState`).
  *
@@ -36,11 +42,27 @@ export interface BootInfo {
    * before confirm or reject), "invalid" once it was rejected.
    */
   updateState?: SlotState;
+  /**
+   * Staging layouts: the staging slot whose image the bootloader installed into `running`, while
+   * that image is on trial or confirmed and no later update has replaced it. A/B layouts leave
+   * it out (the image runs from the slot it was written to).
+   */
+  installedFrom?: string;
+}
+
+/** Whether the image written to `slot` by an update is the one running now. */
+export function runsImageOf(info: BootInfo, slot: string): boolean {
+  return info.running === slot || info.installedFrom === slot;
 }
 
 export interface BootControl {
   info(): BootInfo;
   select(slot: string): void;
   confirm(): void;
-  reject(): void;
+  /**
+   * The running trial image failed: true when the next restart starts the previous image; false
+   * when the layout keeps no previous image to go back to (the verdict is recorded, the image
+   * stays, and the bootloader never tries to install it again).
+   */
+  reject(): boolean;
 }
