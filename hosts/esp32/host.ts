@@ -18,6 +18,7 @@
  * ones the app's configuration put in `device.network` (`http`, `https`, `mqtt`, `mqtts`).
  */
 import { OtadataBootControl } from "xs-ota/esp-idf/boot-control";
+import { espIdfFormat } from "xs-ota/esp-idf/format";
 import { nobleVerifier } from "xs-ota/verify/noble-signature";
 import { startAgent, type Agent, type AgentApp, type AgentConfig, type AgentPorts, type CloudPreset, type MqttLogin } from "xs-ota/agent/index";
 import { OtaError } from "xs-ota/errors";
@@ -76,6 +77,7 @@ export function esp32Board(o: Esp32BoardOptions): Esp32Board {
   const ports: AgentPorts = {
     partitions,
     boot: new OtadataBootControl(partitions),
+    image: espIdfFormat,
     store: new Esp32StateStore(),
     clock,
     http: new Esp32Http({ http: network.http, https: network.https }, clock),

@@ -10,10 +10,11 @@
  * What must survive a restart (the job, its phase, the previous version) is one StateStore record,
  * written before the step it protects; transfer progress has records of its own.
  */
-import type { BootControl } from "../ports/boot-control.ts";
+import { runsImageOf, type BootControl } from "../ports/boot-control.ts";
 import type { Clock, TimerId } from "../ports/clock.ts";
 import type { DigestFactory } from "../ports/digest.ts";
 import type { Http } from "../ports/http.ts";
+import type { ImageFormat, ImageInfo } from "../ports/image-format.ts";
 import type { KeyStore } from "../ports/key-store.ts";
 import type { Mqtt } from "../ports/mqtt.ts";
 import type { Partitions } from "../ports/partitions.ts";
@@ -23,10 +24,9 @@ import type { System } from "../ports/system.ts";
 import type { ParseResult, UpdatePlan } from "../jobs/plan.ts";
 import { OtaError, isOtaError } from "../errors.ts";
 import { utf8Decode, utf8Encode } from "../codec/utf8.ts";
-import { SecurityFloor, checkCandidateImage } from "../verify/policy.ts";
+import { SecurityFloor, checkCandidate } from "../verify/policy.ts";
 import { checkNewer } from "../verify/version.ts";
 import { verifyAndSelect } from "../verify/staged.ts";
-import { IMAGE_PREFIX_SIZE, parseImagePrefix, type VerifiedImage } from "../esp-idf/image.ts";
 import type { Flash } from "../ports/flash.ts";
 import { Machine, type Transition } from "./machine.ts";
 import type { FailureStage, JobChannel, JobFailure } from "./channel.ts";
@@ -64,6 +64,8 @@ export type AgentEvent =
 export interface AgentPorts {
   partitions: Partitions;
   boot: BootControl;
+  /** The platform's image format (modules/esp-idf/format.ts, modules/w800/format.ts, ...). */
+  image: ImageFormat;
   store: StateStore;
   clock: Clock;
   http: Http;
@@ -193,7 +195,7 @@ export class Agent {
     this.#record = this.#loadRecord();
     const r = this.#record;
     const info = this.#ports.boot.info();
-    if (r && r.phase === "download" && info.running === r.slot && info.state === "pending") {
+    if (r && r.phase === "download" && runsImageOf(info, r.slot) && info.state === "pending") {
       // A trial boot of the slot this job was downloading into: the image was verified and
       // selected, and power went before the record said so. It is this job's new image.
       this.#ports.system.log("warn", `job ${r.plan.jobId}: the trial boot of ${r.slot} began before the record of its selection was written; carrying on as after the update's restart`);
@@ -202,7 +204,7 @@ export class Agent {
       this.#saveRecord();
       clearTransferRecords(this.#ports.store);
     }
-    if (r && r.phase === "reboot" && info.running !== r.slot) {
+    if (r && r.phase === "reboot" && !runsImageOf(info, r.slot)) {
       // The bootloader went back to the old image: the new one never confirmed. A trial that
       // ended without a verdict (power cut, crash, watchdog) gets one more, if the image in the
       // slot still verifies: the download and the check are not the user's to do again.
@@ -227,20 +229,22 @@ export class Agent {
 
   /** The anti-rollback version the image in `slot` carries, if its header says. */
   #secureVersion(slot: string): number | undefined {
+    const format = this.#ports.image;
     try {
-      return parseImagePrefix(new Uint8Array(this.#ports.partitions.open(slot).read(IMAGE_PREFIX_SIZE, 0))).desc.secureVersion;
+      return format.prefixSize ? format.parsePrefix(new Uint8Array(this.#ports.partitions.open(slot).read(format.prefixSize, 0))).secureVersion : undefined;
     } catch {
       return undefined;
     }
   }
 
   /** The signature, digest and header checks of the image in `slot`, then its selection for the next boot. */
-  #verifyAndSelect(r: JobRecord, slot: Flash, sha256: Uint8Array, actual: Uint8Array | undefined): VerifiedImage {
+  #verifyAndSelect(r: JobRecord, slot: Flash, sha256: Uint8Array, actual: Uint8Array | undefined): ImageInfo {
     const plan = r.plan;
     return verifyAndSelect(
       {
         slot,
         slotName: r.slot,
+        length: plan.size,
         sha256,
         signature: plan.signature,
         expected: plan.digest && actual ? { algorithm: plan.digest.algorithm, hex: plan.digest.hex, actual } : undefined,
@@ -249,7 +253,8 @@ export class Agent {
         keys: this.#ports.keys,
         verifier: this.#ports.verifier,
         boot: this.#ports.boot,
-        sha256: () => this.#ports.digests.create("sha256"),
+        format: this.#ports.image,
+        digests: this.#ports.digests,
         allowUnsigned: this.config.allowUnsigned,
         log: (level, message) => this.#ports.system.log(level, message),
       },
@@ -382,8 +387,8 @@ export class Agent {
       const actual = plan.digest?.algorithm === "sha256" ? e.outcome.sha256 : e.outcome.promised;
       const verified = this.#verifyAndSelect(r, slot, e.outcome.sha256, actual);
       r.phase = "reboot";
-      r.secureVersion = verified.desc.secureVersion;
-      this.#info(`job ${plan.jobId}: ${verified.desc.version} verified (${plan.signature ? `signature by ${plan.signature.keyLabel}` : "unsigned"}), ${r.slot} selected; restarting`);
+      r.secureVersion = verified.secureVersion;
+      this.#info(`job ${plan.jobId}: ${verified.version ?? "the image"} verified (${plan.signature ? `signature by ${plan.signature.keyLabel}` : "unsigned"}), ${r.slot} selected; restarting`);
       this.#saveRecord();
       clearTransferRecords(this.#ports.store);
       this.#channel.beforeReboot(plan, r.previous).then(() => this.dispatch({ type: "reboot-ready" }));
@@ -477,7 +482,7 @@ export class Agent {
       this.config,
       this.#channel,
       {
-        checkHeader: (prefix) => checkCandidateImage(prefix, { runningVersion: running, floor: this.#floor }),
+        checkHeader: (prefix) => checkCandidate(this.#ports.image.parsePrefix(prefix), { runningVersion: running, floor: this.#floor }),
         progress: (received, total) => this.dispatch({ type: "progress", transfer: id, received, total }),
         done: (outcome) => this.dispatch({ type: "transfer-done", transfer: id, outcome }),
         failed: (error) => this.dispatch({ type: "transfer-failed", transfer: id, error }),
@@ -510,7 +515,16 @@ export class Agent {
   #rollBack(failure: JobFailure): AgentState {
     const r = this.#record!;
     this.#ports.system.log("error", `job ${r.plan.jobId}: ${failure.reason}; rolling back`);
-    this.#ports.boot.reject();
+    if (!this.#ports.boot.reject()) {
+      // A layout with one run slot (W800): the install replaced the old image, so there is
+      // nothing to go back to. The verdict is recorded and the cloud hears why this one stays.
+      const version = this.#ports.system.version();
+      r.phase = "rolled-back";
+      r.failure = { ...failure, reason: `${failure.reason}; this layout keeps no previous image, so ${version} stays running` };
+      this.#saveRecord();
+      this.#ports.system.log("error", `job ${r.plan.jobId}: no previous image to roll back to; ${version} stays running`);
+      return this.#report(r, this.#channel.failed({ jobId: r.plan.jobId, plan: r.plan }, r.failure));
+    }
     r.phase = "rolled-back";
     r.failure = failure;
     this.#saveRecord();

@@ -1,7 +1,8 @@
 /**
  * One image transfer for the agent: from a plan to bytes in the update slot, by HTTP ranges or
- * the cloud's own block transfer (AWS MQTT streams, made by its JobChannel), resuming from what the StateStore and flash hold. The image header (version,
- * anti-rollback) is checked from its first 288 bytes before they are written. Outcomes come back
+ * the cloud's own block transfer (AWS MQTT streams, made by its JobChannel), resuming from what
+ * the StateStore and flash hold. The image header (version, anti-rollback) is checked from the
+ * first bytes the ImageFormat names, held back until then. Outcomes come back
  * as callbacks, which the agent turns into events.
  */
 import type { Clock } from "../ports/clock.ts";
@@ -12,7 +13,7 @@ import type { StateStore } from "../ports/state-store.ts";
 import type { UpdatePlan } from "../jobs/plan.ts";
 import type { AgentConfig } from "./config.ts";
 import { OtaError, isOtaError } from "../errors.ts";
-import { IMAGE_PREFIX_SIZE, type AppDescriptor } from "../esp-idf/image.ts";
+import type { ImageFormat, ImageInfo } from "../ports/image-format.ts";
 import { BlockWriter } from "../storage/block-writer.ts";
 import { downloadRange } from "../transfer/http-download.ts";
 import { ProgressRecorder, resumeImage } from "../transfer/progress.ts";
@@ -34,6 +35,8 @@ export interface TransferPorts {
   clock: Clock;
   store: StateStore;
   digests: DigestFactory;
+  /** The platform's image format: how many header bytes to hold back until they are checked. */
+  image: ImageFormat;
 }
 
 export interface TransferOutcome {
@@ -44,7 +47,7 @@ export interface TransferOutcome {
 
 export interface TransferCallbacks {
   /** The image header is what this device may install (throws an OtaError otherwise). */
-  checkHeader(prefix: Uint8Array): AppDescriptor;
+  checkHeader(prefix: Uint8Array): ImageInfo;
   progress(received: number, total: number): void;
   done(outcome: TransferOutcome): void;
   failed(error: OtaError): void;
@@ -133,7 +136,9 @@ class HttpSession {
     this.#writer = recorded > 0 ? resumeImage(slot, plan.size, recorded, digests, erase) : new ImageWriter(slot, plan.size, erase);
     // The record must never run ahead of flash: say where the writer really resumes.
     this.#recorder.record(plan.jobId, plan.size, this.#writer.offset, true);
-    if (this.#writer.offset >= IMAGE_PREFIX_SIZE) cb.checkHeader(new Uint8Array(slot.read(IMAGE_PREFIX_SIZE, 0)));
+    const held = ports.image.prefixSize;
+    if (held === 0) this.#prefix = undefined;
+    else if (this.#writer.offset >= held) cb.checkHeader(new Uint8Array(slot.read(held, 0)));
     else this.#prefix = new Uint8Array(0);
   }
 
@@ -190,7 +195,7 @@ class HttpSession {
       const joined = new Uint8Array(this.#prefix.length + chunk.length);
       joined.set(this.#prefix);
       joined.set(chunk, this.#prefix.length);
-      if (joined.length < IMAGE_PREFIX_SIZE && at + chunk.length < this.plan.size) {
+      if (joined.length < this.ports.image.prefixSize && at + chunk.length < this.plan.size) {
         this.#prefix = joined;
         return;
       }
@@ -235,7 +240,8 @@ function blockTransfer(
     rate: { minRate: s.minRate, window: s.rateWindow },
     resume,
     beforeWrite: (index, bytes) => {
-      if (index === 0) cb.checkHeader(bytes.subarray(0, Math.min(bytes.length, IMAGE_PREFIX_SIZE)));
+      const held = ports.image.prefixSize;
+      if (index === 0 && held > 0) cb.checkHeader(bytes.subarray(0, Math.min(bytes.length, held)));
     },
     persist: (state) => {
       received++;

@@ -18,8 +18,9 @@
  *   (its slot then reads "aborted" in `updateState`).
  *
  * Contract:
- * - `select(slot)` never makes an image bootable that was not fully written; it is called only
- *   after verification. Selecting the running slot: OtaError "boot-state".
+ * - `select(slot, length)` never makes an image bootable that was not fully written; it is called
+ *   only after verification, with the image's length in bytes (a staging layout's bootloader
+ *   copies that many). Selecting the running slot: OtaError "boot-state".
  * - Every method survives power loss at any flash operation: the device afterwards boots either
  *   the old or the new image, never nothing (see modules/esp-idf/otadata.ts for the order of
  *   writes that guarantees it).
@@ -57,7 +58,7 @@ export function runsImageOf(info: BootInfo, slot: string): boolean {
 
 export interface BootControl {
   info(): BootInfo;
-  select(slot: string): void;
+  select(slot: string, length: number): void;
   confirm(): void;
   /**
    * The running trial image failed: true when the next restart starts the previous image; false

@@ -7,7 +7,7 @@
 import type { StateStore } from "../ports/state-store.ts";
 import type { LogLevel } from "../ports/system.ts";
 import { OtaError } from "../errors.ts";
-import { parseImagePrefix, type AppDescriptor } from "../esp-idf/image.ts";
+import type { ImageInfo } from "../ports/image-format.ts";
 import { checkNewer } from "./version.ts";
 
 const FLOOR_KEY = "ota.minsec";
@@ -49,14 +49,14 @@ export interface CandidateContext {
 }
 
 /**
- * Checks an ESP32 image from its first 288 bytes (header and app descriptor) before anything is
- * written: well-formed, newer than the running firmware, security version allowed.
+ * Checks what an image's header declares (ImageFormat.parsePrefix) before anything is written:
+ * newer than the running firmware, security version allowed. A format that declares no version
+ * (a raw binary) is checked after the reboot instead, against the version it replaced.
  */
-export function checkCandidateImage(prefix: Uint8Array, context: CandidateContext): AppDescriptor {
-  const { desc } = parseImagePrefix(prefix);
-  checkNewer(context.runningVersion, desc.version);
-  context.floor.check(desc.secureVersion);
-  return desc;
+export function checkCandidate(info: ImageInfo, context: CandidateContext): ImageInfo {
+  if (info.version !== undefined) checkNewer(context.runningVersion, info.version);
+  if (info.secureVersion !== undefined) context.floor.check(info.secureVersion);
+  return info;
 }
 
 /**

@@ -7,13 +7,13 @@
  * signature, so an image with only a digest still needs `allowUnsigned`.
  */
 import type { BootControl } from "../ports/boot-control.ts";
-import type { Digest } from "../ports/digest.ts";
+import type { DigestFactory } from "../ports/digest.ts";
 import type { Flash } from "../ports/flash.ts";
+import type { ImageFormat, ImageInfo } from "../ports/image-format.ts";
 import type { KeyStore } from "../ports/key-store.ts";
 import type { SignatureVerifier } from "../ports/signature.ts";
 import type { LogLevel } from "../ports/system.ts";
 import { OtaError } from "../errors.ts";
-import { verifyImage, type VerifiedImage } from "../esp-idf/image.ts";
 import { checkSignature, signatureFromBase64 } from "./signature.ts";
 import { acceptUnsigned } from "./policy.ts";
 
@@ -21,6 +21,8 @@ export interface StagedImage {
   /** The slot holding the image, and its name for BootControl. */
   slot: Flash;
   slotName: string;
+  /** Bytes of the image written to the slot. */
+  length: number;
   /** SHA-256 of the whole image, computed as it streamed. */
   sha256: Uint8Array;
   /** The job's signature: base64 DER or raw, and the label of the key (AWS `certfile`). */
@@ -33,7 +35,9 @@ export interface GateContext {
   keys: KeyStore;
   verifier: SignatureVerifier;
   boot: BootControl;
-  sha256: () => Digest;
+  /** The platform's image format: its check is the bootloader's. */
+  format: ImageFormat;
+  digests: DigestFactory;
   allowUnsigned: boolean;
   log: (level: LogLevel, message: string) => void;
 }
@@ -44,7 +48,7 @@ function hex(bytes: Uint8Array): string {
   return s;
 }
 
-export function verifyAndSelect(image: StagedImage, context: GateContext): VerifiedImage {
+export function verifyAndSelect(image: StagedImage, context: GateContext): ImageInfo {
   if (image.expected) {
     const want = image.expected.hex.toLowerCase();
     const got = hex(image.expected.actual);
@@ -60,7 +64,7 @@ export function verifyAndSelect(image: StagedImage, context: GateContext): Verif
   } else {
     acceptUnsigned(context.allowUnsigned, context.log, `the image for ${image.slotName}`);
   }
-  const verified = verifyImage(image.slot, context.sha256);
-  context.boot.select(image.slotName);
+  const verified = context.format.verify(image.slot, image.length, context.digests);
+  context.boot.select(image.slotName, image.length);
   return verified;
 }

@@ -21,6 +21,7 @@ import { nextTurn } from "./env.ts";
 import { FakeStreamBroker } from "./fake-streams.ts";
 import { MiniDevice, appImage } from "./boot-fixture.ts";
 import { parseImagePrefix } from "../../modules/esp-idf/image.ts";
+import { espIdfFormat } from "../../modules/esp-idf/format.ts";
 
 const ascii = (s: string) => Uint8Array.from(s, (c) => c.charCodeAt(0));
 export const SIGNER = nobleSha256(ascii("agent test signer"));
@@ -195,7 +196,7 @@ export class AgentRig {
     this.channel.onJob(() => undefined);
     this.agent = new Agent({
       ports: {
-        partitions: this.device.partitions, boot: this.device.boot, store: this.store, clock: this.clock, http: this.http,
+        partitions: this.device.partitions, boot: this.device.boot, image: espIdfFormat, store: this.store, clock: this.clock, http: this.http,
         mqtt: this.broker, digests: nobleDigests, verifier: nobleVerifier, keys: this.keys, system: this.system,
       },
       app: { selfTest: () => this.app.selfTest(), customJob: this.app.customJob ? (id, doc) => this.app.customJob!(id, doc) : undefined },

@@ -2,7 +2,8 @@
 import { suite } from "./harness.ts";
 import { bytesEqual, deepEqual, equal, ok, throwsCode } from "./assert.ts";
 import { checkNewer, compareVersions, formatVersion, parseVersion, toAppVersion32 } from "../../modules/verify/version.ts";
-import { SecurityFloor, acceptUnsigned, checkCandidateImage } from "../../modules/verify/policy.ts";
+import { SecurityFloor, acceptUnsigned, checkCandidate } from "../../modules/verify/policy.ts";
+import { espIdfFormat } from "../../modules/esp-idf/format.ts";
 import { IMAGE_PREFIX_SIZE, packImage } from "../../modules/esp-idf/image.ts";
 import { MemoryStateStore } from "../../hosts/sim/state-store.ts";
 import { sha256 } from "./boot-fixture.ts";
@@ -85,14 +86,14 @@ export default suite("update policy", (test) => {
   test("an ESP32 image is checked from its first 288 bytes, before anything is written", () => {
     const floor = new SecurityFloor(new MemoryStateStore());
     floor.raise(2);
-    const desc = checkCandidateImage(prefix("1.0.1", 2), { runningVersion: "1.0.0", floor });
+    const desc = checkCandidate(espIdfFormat.parsePrefix(prefix("1.0.1", 2)), { runningVersion: "1.0.0", floor });
     equal(desc.version, "1.0.1");
-    throwsCode(() => checkCandidateImage(prefix("1.0.0", 2), { runningVersion: "1.0.0", floor }), "version-rejected", "already running");
-    throwsCode(() => checkCandidateImage(prefix("0.9.0", 2), { runningVersion: "1.0.0", floor }), "version-rejected", "downgrade");
-    throwsCode(() => checkCandidateImage(prefix("1.0.2", 1), { runningVersion: "1.0.0", floor }), "security-version");
-    throwsCode(() => checkCandidateImage(prefix("1.0.1", 2).subarray(0, 100), { runningVersion: "1.0.0", floor }), "image-invalid");
+    throwsCode(() => checkCandidate(espIdfFormat.parsePrefix(prefix("1.0.0", 2)), { runningVersion: "1.0.0", floor }), "version-rejected", "already running");
+    throwsCode(() => checkCandidate(espIdfFormat.parsePrefix(prefix("0.9.0", 2)), { runningVersion: "1.0.0", floor }), "version-rejected", "downgrade");
+    throwsCode(() => checkCandidate(espIdfFormat.parsePrefix(prefix("1.0.2", 1)), { runningVersion: "1.0.0", floor }), "security-version");
+    throwsCode(() => checkCandidate(espIdfFormat.parsePrefix(prefix("1.0.1", 2).subarray(0, 100)), { runningVersion: "1.0.0", floor }), "image-invalid");
     const notImage = new Uint8Array(IMAGE_PREFIX_SIZE);
-    throwsCode(() => checkCandidateImage(notImage, { runningVersion: "1.0.0", floor }), "image-invalid", "magic");
+    throwsCode(() => checkCandidate(espIdfFormat.parsePrefix(notImage), { runningVersion: "1.0.0", floor }), "image-invalid", "magic");
   });
 
   test("unsigned images: refused by default, accepted in development with a warning every time", () => {

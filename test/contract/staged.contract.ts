@@ -13,6 +13,8 @@ import { verifyAndSelect, type GateContext, type StagedImage } from "../../modul
 import { nobleVerifier } from "../../modules/verify/noble-signature.ts";
 import { MemoryKeyStore } from "../../hosts/sim/key-store.ts";
 import { MiniDevice, appImage, sha256 } from "./boot-fixture.ts";
+import { espIdfFormat } from "../../modules/esp-idf/format.ts";
+import { nobleDigests } from "../../modules/verify/noble-digest.ts";
 
 const ascii = (s: string) => Uint8Array.from(s, (c) => c.charCodeAt(0));
 const SPKI_P256_PREFIX = "3059301306072a8648ce3d020106082a8648ce3d030107034200";
@@ -45,7 +47,8 @@ function setup(allowUnsigned = false): Setup {
     keys,
     verifier: nobleVerifier,
     boot: device.boot,
-    sha256,
+    format: espIdfFormat,
+    digests: nobleDigests,
     allowUnsigned,
     log: (level, message) => warnings.push(`${level}: ${message}`),
   };
@@ -62,7 +65,7 @@ function stage(s: Setup, received: Uint8Array, extra: Partial<StagedImage> = {})
     hash.update(chunk);
   }
   writer.finish();
-  return { slot: s.device.partitions.open("ota_1"), slotName: "ota_1", sha256: hash.finish(), ...extra };
+  return { slot: s.device.partitions.open("ota_1"), slotName: "ota_1", length: received.length, sha256: hash.finish(), ...extra };
 }
 
 function refused(s: Setup, staged: StagedImage, code: Parameters<typeof throwsCode>[1], text: string): void {
@@ -76,7 +79,7 @@ export default suite("verify before select", (test) => {
   test("a correctly signed image is selected and boots", () => {
     const s = setup();
     const v = verifyAndSelect(stage(s, image, { signature: { base64: signatureOf(image), keyLabel: "ota-signer.crt" } }), s.context);
-    equal(v.desc.version, "1.0.1");
+    equal(v.version, "1.0.1");
     equal(s.device.boot.info().next, "ota_1");
     equal(s.device.restart(), "ota_1");
   });

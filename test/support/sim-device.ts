@@ -12,6 +12,7 @@ import { MemoryStateStore } from "../../hosts/sim/state-store.ts";
 import { MemoryKeyStore } from "../../hosts/sim/key-store.ts";
 import { nobleVerifier } from "../../modules/verify/noble-signature.ts";
 import { parseImagePrefix } from "../../modules/esp-idf/image.ts";
+import { espIdfFormat } from "../../modules/esp-idf/format.ts";
 import type { System, LogLevel } from "../../modules/ports/system.ts";
 import type { Mqtt } from "../../modules/ports/mqtt.ts";
 import type { Http } from "../../modules/ports/http.ts";
@@ -66,6 +67,7 @@ export class SimDevice {
     const ports = {
       partitions: this.device.partitions,
       boot: this.device.boot,
+      image: espIdfFormat,
       store: this.store,
       clock: new NodeClock(),
       http: this.o.wrapHttp ? this.o.wrapHttp(new NodeHttp()) : new NodeHttp(),

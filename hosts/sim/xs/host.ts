@@ -10,6 +10,7 @@ import type { PartitionExtent } from "../partitions.ts";
 import { SimPartitions } from "../partitions.ts";
 import { MemoryKeyStore } from "../key-store.ts";
 import { OtadataBootControl } from "../../../modules/esp-idf/boot-control.ts";
+import { espIdfFormat } from "../../../modules/esp-idf/format.ts";
 import { nobleVerifier } from "../../../modules/verify/noble-signature.ts";
 import { startAgent, type Agent, type AgentApp, type AgentConfig, type AgentPorts } from "../../../modules/agent/index.ts";
 import { cloudPreset } from "../clouds.ts";
@@ -58,6 +59,7 @@ export function simBoard(): SimBoard {
   const ports: AgentPorts = {
     partitions,
     boot: new OtadataBootControl(partitions),
+    image: espIdfFormat,
     store: new BridgedStateStore(),
     clock: new BridgedClock(),
     http: new BridgedHttp(),
