@@ -61,7 +61,7 @@ describe("the bridge stalls the firmware for the flash's time", () => {
       store: new MemoryStateStore(),
       http: new NodeHttp(),
       mqtt: undefined,
-      identity: { thing: "t", cloud: { kind: "aws" }, keys: {}, config: {}, table: [], running: "ota_0", connected: false },
+      identity: { thing: "t", board: "esp32", version: "1.0.0", cloud: { kind: "aws" }, keys: {}, config: {}, table: [], running: "ota_0", connected: false },
       log: () => undefined,
       restart: () => undefined,
       wake: () => undefined,

@@ -1,8 +1,13 @@
 /**
- * A simulated ESP32's hardware, kept in a folder so the device outlives the process:
- * `flash.bin` (the whole NOR chip, written through on every operation, partition table at
- * 0x8000) and `nvs.json` (Preference records). `flashDevice` is what `esptool write_flash` does
- * for a factory image: table, app in ota_0, otadata erased.
+ * A simulated board's hardware, kept in a folder so the device outlives the process:
+ * `flash.bin` (the whole NOR chip, written through on every operation), `nvs.json` (Preference
+ * records) and `board.json` (which board it is; absent: an ESP32). An ESP32 keeps its partition
+ * table in flash at 0x8000, as ESP-IDF's bootloader reads it; the other boards' flash maps come
+ * from their CSV under partitions/. `flashDevice` is what the vendor's flasher does for a factory
+ * image (ESP32: `esptool write_flash` of table and app into ota_0, otadata erased).
+ *
+ * Each board names its bootloader (BOARDS below): the ESP-IDF second stage with rollback
+ * (bootloader.ts), and how to read the JavaScript program an installed image carries.
  */
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
@@ -17,15 +22,64 @@ import { openFlashFile, type FlashFile } from "./flash-file.ts";
 import { SimPartitions, type PartitionExtent } from "./partitions.ts";
 import { MemoryStateStore } from "./state-store.ts";
 import { nodeDigests } from "./node-digest.ts";
-import { espImageCheck, type ImageCheck } from "./bootloader.ts";
+import { espImageCheck, runBootloader, type BootOutcome, type ImageCheck } from "./bootloader.ts";
+import { layoutOf, type BoardName } from "./layouts.ts";
 
-export const DEFAULT_TABLE = fileURLToPath(new URL("../../partitions/esp32-4mb.csv", import.meta.url));
 const DEFAULT_FLASH_SIZE = 4 * 1024 * 1024;
 
 const md5 = (bytes: Uint8Array) => new Uint8Array(createHash("md5").update(bytes).digest());
 export const sha256 = () => nodeDigests.create("sha256");
 
+/** What differs between simulated boards on the Node side. */
+export interface BoardSpec {
+  name: BoardName;
+  /** The partition table a factory-fresh device gets. */
+  defaultTable: string;
+  /** The table sits in flash at 0x8000 (ESP-IDF); otherwise board.json names it. */
+  tableInFlash: boolean;
+  /** Factory programming of the first image, after the flash was erased. */
+  factory(partitions: SimPartitions, image: Uint8Array): void;
+  /** The bootloader, run at every power-on: the slot it starts, or none. */
+  bootloader(partitions: SimPartitions): BootOutcome | Promise<BootOutcome>;
+  /** The version and JavaScript program of the image `slot` runs. */
+  program(partitions: SimPartitions, slot: string): { version: string; source: string };
+}
+
+const esp32: BoardSpec = {
+  name: "esp32",
+  defaultTable: fileURLToPath(new URL("../../partitions/esp32-4mb.csv", import.meta.url)),
+  tableInFlash: true,
+  factory(sim, image) {
+    for (const name of ["otadata", "nvs"]) {
+      const p = sim.table.find((e) => e.name === name);
+      if (p) sim.open(name).eraseBlock(0, p.size / 4096);
+    }
+    const first = sim.appSlots()[0];
+    if (first === undefined) throw new OtaError("bad-argument", "the partition table has no app slot");
+    writeFactoryImage(sim, first, image);
+  },
+  bootloader: (sim) => runBootloader(sim, checkImage),
+  program: (sim, slot) => imageProgram(sim.open(slot)),
+};
+
+export const BOARDS: Record<BoardName, BoardSpec> = { esp32 };
+
+export function boardSpec(name: BoardName): BoardSpec {
+  layoutOf(name);
+  return BOARDS[name];
+}
+
+/** Writes a factory image into `slot` as a flasher does: what it is given, checked only for size. */
+export function writeFactoryImage(sim: SimPartitions, slot: string, image: Uint8Array): void {
+  const flash = sim.open(slot);
+  if (image.length > flash.status().size) throw new OtaError("bad-argument", `the image (${image.length} bytes) does not fit ${slot} (${flash.status().size} bytes)`);
+  if (image.length === 0) throw new OtaError("bad-argument", "the image is empty");
+  // As esptool writes what it is given: an image the bootloader refuses halts the device at boot.
+  new ImageWriter(flash, image.length).write(image);
+}
+
 export interface Board {
+  spec: BoardSpec;
   file: FlashFile;
   partitions: SimPartitions;
   table: PartitionExtent[];
@@ -42,47 +96,50 @@ export function loadTable(csvPath: string): { partitions: Partition[]; flashSize
   return { partitions: parsed.partitions, flashSize };
 }
 
-/** Factory flashing: the partition table, `image` in the first app slot, otadata and NVS erased. */
-export function flashDevice(dir: string, image: Uint8Array, tablePath = DEFAULT_TABLE): void {
+export interface FlashOptions {
+  board?: BoardName;
+  /** A CSV partition table (default: the board's). */
+  table?: string;
+}
+
+/** Factory flashing: the whole chip erased, the board's table, `image` in its first app slot, NVS erased. */
+export function flashDevice(dir: string, image: Uint8Array, options: FlashOptions = {}): void {
+  const spec = boardSpec(options.board ?? "esp32");
+  const tablePath = options.table ?? spec.defaultTable;
   const { partitions, flashSize } = loadTable(tablePath);
   mkdirSync(dir, { recursive: true });
   const file = openFlashFile(join(dir, "flash.bin"), flashSize, { strict: true });
   try {
     const chip = file.flash;
-    const tableBytes = encodePartitionTable(partitions, md5);
-    chip.eraseBlock(TABLE_OFFSET / 4096);
-    chip.write(tableBytes, TABLE_OFFSET);
-    const sim = new SimPartitions(chip, partitions);
-    for (const name of ["otadata", "nvs"]) {
-      const p = partitions.find((e) => e.name === name);
-      if (p) sim.open(name).eraseBlock(0, p.size / 4096);
-    }
-    const first = sim.appSlots()[0];
-    if (first === undefined) throw new OtaError("bad-argument", "the partition table has no app slot");
-    const slot = sim.open(first);
-    if (image.length > slot.status().size) throw new OtaError("bad-argument", `the image (${image.length} bytes) does not fit ${first} (${slot.status().size} bytes)`);
-    if (image.length === 0) throw new OtaError("bad-argument", "the image is empty");
-    // As esptool writes what it is given: an image the bootloader refuses halts the device at boot.
-    new ImageWriter(slot, image.length).write(image);
+    chip.eraseBlock(0, flashSize / 4096);
+    if (spec.tableInFlash) chip.write(encodePartitionTable(partitions, md5), TABLE_OFFSET);
+    spec.factory(new SimPartitions(chip, partitions, layoutOf(spec.name).firstSlot), image);
   } finally {
     file.close();
   }
+  writeFileSync(join(dir, "board.json"), `${JSON.stringify({ board: spec.name, ...(spec.tableInFlash ? {} : { table: partitions }) }, null, 1)}\n`);
   writeFileSync(join(dir, "nvs.json"), "{}\n");
 }
 
-/** Opens a flashed device's hardware; the table is read back from flash, as the bootloader does. */
+/** Opens a flashed device's hardware; an ESP32's table is read back from flash, as its bootloader does. */
 export function openBoard(dir: string): Board {
   const path = join(dir, "flash.bin");
   if (!existsSync(path)) throw new OtaError("bad-argument", `${dir} holds no flashed device (no flash.bin): flash a firmware image first`);
+  const described = readBoardJson(join(dir, "board.json"));
+  const spec = boardSpec(described.board);
   const size = statSync(path).size;
-  if (size < TABLE_OFFSET + TABLE_MAX_LENGTH || size % 4096 !== 0) {
+  if ((spec.tableInFlash && size < TABLE_OFFSET + TABLE_MAX_LENGTH) || size % 4096 !== 0) {
     throw new OtaError("bad-argument", `${path} is ${size} bytes: not a whole flash chip (truncated?); flash a firmware image again`);
   }
   const file = openFlashFile(path, size, { strict: true });
   let table: PartitionExtent[];
   try {
-    const raw = new Uint8Array(file.flash.read(TABLE_MAX_LENGTH, TABLE_OFFSET));
-    table = decodePartitionTable(raw, md5).map(({ name, type, subtype, offset, size: length }) => ({ name, type, subtype, offset, size: length }));
+    if (spec.tableInFlash) {
+      const raw = new Uint8Array(file.flash.read(TABLE_MAX_LENGTH, TABLE_OFFSET));
+      table = decodePartitionTable(raw, md5).map(({ name, type, subtype, offset, size: length }) => ({ name, type, subtype, offset, size: length }));
+    } else {
+      table = described.table ?? [];
+    }
     const end = Math.max(...table.map((p) => p.offset + p.size));
     if (end > size) throw new OtaError("bad-argument", `its partition table reaches 0x${end.toString(16)}, the file ends at 0x${size.toString(16)} (truncated?)`);
   } catch (e) {
@@ -101,7 +158,24 @@ export function openBoard(dir: string): Board {
       renameSync(temp, nvsPath);
     },
   );
-  return { file, partitions: new SimPartitions(file.flash, table), table, store, close: () => file.close() };
+  const partitions = new SimPartitions(file.flash, table, layoutOf(spec.name).firstSlot);
+  return { spec, file, partitions, table, store, close: () => file.close() };
+}
+
+/** board.json: which board a device folder holds, and its flash map when not in flash. */
+function readBoardJson(path: string): { board: BoardName; table?: PartitionExtent[] } {
+  if (!existsSync(path)) return { board: "esp32" };
+  let value: unknown;
+  try {
+    value = JSON.parse(readFileSync(path, "utf8"));
+  } catch (e) {
+    throw new OtaError("bad-argument", `${path} is not JSON (${e instanceof Error ? e.message : String(e)}); flash the device again`);
+  }
+  const v = value as { board?: unknown; table?: unknown };
+  if (typeof v !== "object" || v === null || typeof v.board !== "string") throw new OtaError("bad-argument", `${path} names no board; flash the device again`);
+  layoutOf(v.board);
+  if (v.table !== undefined && !Array.isArray(v.table)) throw new OtaError("bad-argument", `${path}: its table is not a list; flash the device again`);
+  return { board: v.board as BoardName, table: v.table as PartitionExtent[] | undefined };
 }
 
 /** The bootloader's image check, with the host's native SHA-256. */

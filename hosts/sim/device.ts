@@ -1,23 +1,24 @@
 /**
- * A simulated ESP32 running its firmware on the real XS engine. Power on: the simulated
- * bootloader (ESP-IDF rules, rollback enabled) picks a slot in the flash file, the image there
- * is checked and its JavaScript program is evaluated in a fresh `xsnap-worker`. The program
- * reaches the hardware through the bridge (hosts/sim/xs: flash, NVS, MQTT, HTTP, timers,
- * digests), which this side serves. `restart()` from the firmware, or a crash, resets the chip:
- * the XS machine is killed where it stands and the bootloader runs again.
+ * The one device runner: a simulated board running its firmware on an XS engine. Power on: the
+ * board's bootloader (hosts/sim/board.ts: ESP-IDF with rollback, W800 secboot, the AFR cloner)
+ * picks or installs the image in the flash file, and the image's JavaScript program is evaluated
+ * in a fresh `xsnap-worker` (or a Moddable-built engine, `engine`). The program reaches the
+ * hardware through the bridge (hosts/sim/xs: flash, NVS, MQTT, HTTP, timers, digests), which this
+ * side serves; `serve` lets a host's fakes answer calls of their own first (the esp32 host's
+ * Preference and TLS socket, test/moddable/device.ts). `restart()` from the firmware, or a crash,
+ * resets the chip: the XS machine is killed where it stands and the bootloader runs again.
  */
 import { EventEmitter } from "node:events";
 import type { AgentConfig } from "../../modules/agent/config.ts";
 import type { BootInfo } from "../../modules/ports/boot-control.ts";
-import { OtadataBootControl } from "../../modules/esp-idf/boot-control.ts";
 import { JOB_KEY } from "../../modules/agent/agent.ts";
-import { runBootloader } from "./bootloader.ts";
-import { checkImage, imageProgram, openBoard, type Board } from "./board.ts";
+import { openBoard, type Board } from "./board.ts";
+import { layoutOf } from "./layouts.ts";
 import { NodeMqtt, type NodeMqttOptions } from "./mqtt.ts";
 import { nodeDigests } from "./node-digest.ts";
 import { cloudPreset } from "./clouds.ts";
 import { NodeHttp } from "./http.ts";
-import { XsWorker, XsError, type XsMeters, type XsReply } from "./xsnap.ts";
+import { XsWorker, XsError, type HostCall, type XsMeters, type XsReply } from "./xsnap.ts";
 import { BridgeHost, type HardwareTrace } from "./bridge-host.ts";
 import type { FlashTiming } from "./flash-timing.ts";
 import type { SimCloud, SimIdentity } from "./xs/host.ts";
@@ -46,6 +47,25 @@ export interface DeviceOptions {
   flashTiming?: FlashTiming;
   /** Every flash operation, HTTP request and MQTT publish of the firmware, as it happens. */
   trace?: (event: HardwareTrace) => void;
+  /** The engine the firmware runs on: the device-faithful xsnap-worker by default. */
+  engine?: { binary: string; args: string[] };
+  /** More of what the firmware learns at boot (a host's own provisioning). */
+  identity?: Record<string, unknown>;
+  /** Make the MQTT session at power-on (default true); a host whose firmware hands over its own credentials makes it through `serve`. */
+  connectAtBoot?: boolean;
+  /** Wraps the bridge's answers, for a host whose fakes serve calls of their own. */
+  serve?: (boot: BootHandle, bridge: HostCall) => HostCall;
+}
+
+/** One power-on, as `serve` sees it. */
+export interface BootHandle {
+  readonly bridge: BridgeHost;
+  /** True once this power-on is over (a reset or power off). */
+  readonly closed: boolean;
+  /** Hands the firmware an MQTT session made later (the runner closes it at power-down). */
+  attachMqtt(mqtt: NodeMqtt): void;
+  /** Reports a runner note to the event stream. */
+  note(message: string): void;
 }
 
 export type DeviceEvent =
@@ -90,10 +110,10 @@ export class SimulatedDevice extends EventEmitter<{ event: [DeviceEvent] }> {
     this.#board = undefined;
   }
 
-  /** The running slot's trial state as otadata says ("pending" until the firmware confirms). */
+  /** The running image's trial state as the boot data says ("pending" until the firmware confirms). */
   bootInfo(): BootInfo | undefined {
     if (!this.#board || this.slot === undefined) return undefined;
-    return new OtadataBootControl(this.#board.partitions).info();
+    return layoutOf(this.#board.spec.name).boot(this.#board.partitions).info();
   }
 
   /** Whether the agent holds a job record in NVS (a job under way, or an outcome not yet reported). */
@@ -142,23 +162,27 @@ export class SimulatedDevice extends EventEmitter<{ event: [DeviceEvent] }> {
     if (!board) return;
     const generation = this.#generation;
     this.boots++;
-    const outcome = runBootloader(board.partitions, checkImage);
+    const outcome = await board.spec.bootloader(board.partitions);
+    if (generation !== this.#generation) return;
     if (outcome.slot === undefined) {
       this.slot = undefined;
       this.#emit({ type: "halt", reason: outcome.log.join("; ") });
       return;
     }
-    const program = imageProgram(board.partitions.open(outcome.slot));
+    const program = board.spec.program(board.partitions, outcome.slot);
     this.slot = outcome.slot;
     this.version = program.version;
     this.#emit({ type: "boot", boots: this.boots, slot: outcome.slot, version: program.version, bootloader: outcome.log });
 
     let mqtt: NodeMqtt | undefined;
-    try {
-      mqtt = await NodeMqtt.connect(this.o.brokerUrl, this.#mqttOptions());
-    } catch (e) {
-      // The firmware still runs; the session comes up later or never (its agent waits).
-      this.#emit({ type: "log", level: "warn", message: `MQTT: ${e instanceof Error ? e.message : String(e)}` });
+    const connectAtBoot = this.o.connectAtBoot ?? true;
+    if (connectAtBoot) {
+      try {
+        mqtt = await NodeMqtt.connect(this.o.brokerUrl, this.#mqttOptions());
+      } catch (e) {
+        // The firmware still runs; the session comes up later or never (its agent waits).
+        this.#emit({ type: "log", level: "warn", message: `MQTT: ${e instanceof Error ? e.message : String(e)}` });
+      }
     }
     if (generation !== this.#generation) {
       await mqtt?.close();
@@ -167,14 +191,17 @@ export class SimulatedDevice extends EventEmitter<{ event: [DeviceEvent] }> {
     this.#mqtt = mqtt;
     const identity: SimIdentity = {
       thing: this.o.thing,
+      board: board.spec.name,
+      version: program.version,
       cloud: this.o.cloud ?? { kind: "aws" },
       keys: this.o.keys,
       config: this.o.config ?? {},
       table: board.table,
       running: outcome.slot,
       connected: mqtt !== undefined,
+      ...this.o.identity,
     };
-    const worker = new XsWorker(this.o.thing);
+    const worker = new XsWorker(this.o.thing, this.o.engine ?? {});
     this.#worker = worker;
     const bridge = new BridgeHost({
       flash: board.file.flash,
@@ -189,9 +216,22 @@ export class SimulatedDevice extends EventEmitter<{ event: [DeviceEvent] }> {
       trace: this.o.trace,
     });
     this.#bridge = bridge;
-    worker.hostCall = (request) => bridge.serve(request);
+    const serve: HostCall = (request) => bridge.serve(request);
+    const device = this;
+    const handle: BootHandle = {
+      bridge,
+      get closed() {
+        return worker !== device.#worker;
+      },
+      attachMqtt: (session) => {
+        this.#mqtt = session;
+        bridge.attachMqtt(session);
+      },
+      note: (message) => this.#emit({ type: "log", level: "warn", message: `runner: ${message}` }),
+    };
+    worker.hostCall = this.o.serve ? this.o.serve(handle, serve) : serve;
     this.#run(worker, worker.evaluate(program.source), "boot");
-    if (!mqtt) void this.#connectLater(generation, bridge);
+    if (!mqtt && connectAtBoot) void this.#connectLater(generation, bridge);
   }
 
   /** The thing name as client id, or the cloud's own login (EnOS), made again for each connection. */

@@ -9,8 +9,7 @@
 import type { PartitionExtent } from "../partitions.ts";
 import { SimPartitions } from "../partitions.ts";
 import { MemoryKeyStore } from "../key-store.ts";
-import { OtadataBootControl } from "../../../modules/esp-idf/boot-control.ts";
-import { espIdfFormat } from "../../../modules/esp-idf/format.ts";
+import { layoutOf, type BoardName } from "../layouts.ts";
 import { nobleVerifier } from "../../../modules/verify/noble-signature.ts";
 import { startAgent, type Agent, type AgentApp, type AgentConfig, type AgentPorts } from "../../../modules/agent/index.ts";
 import { cloudPreset } from "../clouds.ts";
@@ -29,6 +28,10 @@ export type SimCloud = { kind: "aws" } | ({ kind: "enos" } & EnosCloudOptions);
 /** How the device was provisioned; the host answers it at every boot. */
 export interface SimIdentity {
   thing: string;
+  /** The simulated board (hosts/sim/layouts.ts): its image format and boot control. */
+  board: BoardName;
+  /** The version of the image the bootloader started, as its header (or program) says. */
+  version: string;
   cloud: SimCloud;
   /** Code-signing public keys (PEM) by certfile label. */
   keys: Record<string, string>;
@@ -56,10 +59,11 @@ export function simBoard(): SimBoard {
   if (board) return board;
   const identity = call("device.identity").json.identity as SimIdentity;
   const partitions = new SimPartitions(new BridgedFlash(), identity.table, identity.running);
+  const layout = layoutOf(identity.board);
   const ports: AgentPorts = {
     partitions,
-    boot: new OtadataBootControl(partitions),
-    image: espIdfFormat,
+    boot: layout.boot(partitions),
+    image: layout.format(identity.table),
     store: new BridgedStateStore(),
     clock: new BridgedClock(),
     http: new BridgedHttp(),
@@ -67,7 +71,7 @@ export function simBoard(): SimBoard {
     digests: bridgedDigests,
     verifier: nobleVerifier,
     keys: new MemoryKeyStore(identity.thing, identity.keys),
-    system: new BridgedSystem(partitions),
+    system: new BridgedSystem(identity.version),
   };
   board = { ports, identity };
   return board;

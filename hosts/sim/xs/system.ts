@@ -4,15 +4,14 @@
  * bootloader and starts a fresh machine on the slot it picks.
  */
 import type { LogLevel, System } from "../../../modules/ports/system.ts";
-import type { Partitions } from "../../../modules/ports/partitions.ts";
-import { imageVersion } from "../../../modules/esp-idf/image.ts";
 import { call } from "./bridge.ts";
 
 export class BridgedSystem implements System {
   readonly #version: string;
 
-  constructor(partitions: Partitions) {
-    this.#version = imageVersion(partitions.open(partitions.running()));
+  /** The running image's version, as the host read it from the image at boot. */
+  constructor(version: string) {
+    this.#version = version;
   }
 
   restart(): void {
