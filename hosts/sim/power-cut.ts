@@ -1,22 +1,39 @@
 /**
- * The power-cut proof: one update cycle on a simulated ESP32 (write the image into the inactive
- * slot, verify it, select it, restart, confirm after the self-test, restart), replayed once per
- * flash operation with the power cut at that operation (cleanly, or torn after its first byte or
- * halfway). After each cut the device restarts through its bootloader and carries on as the
- * firmware would: a new image that finds itself on trial confirms again. What it ends up running
- * is recorded. Portable: runs on Node for `npm run powercut` and on XS in the contract suite.
+ * The power-cut proof: one update cycle on a simulated board (write the image into the update
+ * slot, verify it, select it, restart, so the bootloader starts it or installs it first,
+ * confirm after the self-test, restart), replayed once per flash operation with the power cut
+ * at that operation (cleanly, or torn after its first byte or halfway). After each cut the device
+ * restarts through its bootloader and carries on as the firmware would: a new image that finds
+ * itself on trial confirms again. What it ends up running is recorded. The board (its image
+ * format, boot control, bootloader and how to tell which image runs) is a SweepBoard; ESP-IDF's
+ * A/B layout is the default. Portable: runs on Node for `npm run powercut` and on XS in the
+ * contract suite.
  */
-import type { Digest } from "../../modules/ports/digest.ts";
+import type { BootControl } from "../../modules/ports/boot-control.ts";
+import type { Digest, DigestFactory } from "../../modules/ports/digest.ts";
+import type { ImageFormat } from "../../modules/ports/image-format.ts";
 import { OtaError, isOtaError } from "../../modules/errors.ts";
 import { ImageWriter } from "../../modules/storage/image-writer.ts";
 import { OtadataBootControl, type WriteOrder } from "../../modules/esp-idf/boot-control.ts";
-import { verifyImage } from "../../modules/esp-idf/image.ts";
+import { espIdfFormat } from "../../modules/esp-idf/format.ts";
 import { NorFlash, type Tear } from "./nor-flash.ts";
 import { SimPartitions, type PartitionExtent } from "./partitions.ts";
-import { runBootloader, type ImageCheck } from "./bootloader.ts";
+import { espImageCheck, runBootloader } from "./bootloader.ts";
 
 export type Phase = "write" | "select" | "first boot" | "confirm" | "next boot";
 export type Outcome = "old" | "new" | "unbootable";
+
+/** What the sweep needs to know of a board. */
+export interface SweepBoard {
+  /** The slot a factory-fresh device runs (and the factory image is written to). */
+  firstSlot: string;
+  format: ImageFormat;
+  boot(partitions: SimPartitions): BootControl;
+  /** Runs the bootloader (and any install it makes): the slot it starts, or undefined. */
+  start(partitions: SimPartitions): string | undefined;
+  /** Which of the two images the started slot runs, judged from flash. */
+  identify(partitions: SimPartitions, slot: string): Outcome;
+}
 
 export interface SweepOptions {
   table: PartitionExtent[];
@@ -27,6 +44,8 @@ export interface SweepOptions {
   chunk: number;
   order?: WriteOrder;
   sha256: () => Digest;
+  /** The board; by default ESP-IDF A/B with otadata (in `order`). */
+  board?: SweepBoard;
 }
 
 export interface CutPoint {
@@ -47,35 +66,39 @@ export interface SweepResult {
 interface Device {
   flash: NorFlash;
   partitions: SimPartitions;
-  boot: OtadataBootControl;
+  boot: BootControl;
+}
+
+/** ESP-IDF's layout: otadata A/B, the simulated second-stage bootloader with rollback. */
+export function espSweepBoard(sha256: () => Digest, order?: WriteOrder): SweepBoard {
+  const check = espImageCheck(sha256);
+  return {
+    firstSlot: "ota_0",
+    format: espIdfFormat,
+    boot: (partitions) => new OtadataBootControl(partitions, { order }),
+    start: (partitions) => runBootloader(partitions, check).slot,
+    identify: (partitions, slot) => (slot === partitions.appSlots()[0] ? "old" : "new"),
+  };
 }
 
 export function powerCutSweep(o: SweepOptions): SweepResult {
-  const check: ImageCheck = (slot) => {
-    try {
-      verifyImage(slot, o.sha256);
-      return undefined;
-    } catch (e) {
-      if (isOtaError(e, "image-invalid")) return e.message;
-      throw e;
-    }
-  };
+  const board = o.board ?? espSweepBoard(o.sha256, o.order);
+  const digests: DigestFactory = { create: () => o.sha256() };
   const device = (data: Uint8Array): Device => {
     const flash = new NorFlash({ size: o.flashSize, data });
-    const partitions = new SimPartitions(flash, o.table);
-    return { flash, partitions, boot: new OtadataBootControl(partitions, { order: o.order }) };
+    const partitions = new SimPartitions(flash, o.table, board.firstSlot);
+    return { flash, partitions, boot: board.boot(partitions) };
   };
   const start = (d: Device): string => {
-    const slot = runBootloader(d.partitions, check).slot;
+    const slot = board.start(d.partitions);
     if (!slot) throw new OtaError("boot-no-slot", "the device does not boot");
     return slot;
   };
 
-  // Factory state: the old image in ota_0, otadata blank, one boot (which initialises otadata).
+  // Factory state: the old image in the first slot, boot data blank, one boot (which initialises it).
   const factory = device(new Uint8Array(o.flashSize).fill(0xff));
-  const firstSlot = factory.partitions.appSlots()[0];
-  new ImageWriter(factory.partitions.open(firstSlot), o.oldImage.length).write(o.oldImage);
-  const oldSlot = start(factory);
+  new ImageWriter(factory.partitions.open(board.firstSlot), o.oldImage.length).write(o.oldImage);
+  start(factory);
   const base = factory.flash.data;
   const newSlot = factory.boot.info().updateSlot;
 
@@ -86,15 +109,15 @@ export function powerCutSweep(o: SweepOptions): SweepResult {
     const writer = new ImageWriter(d.partitions.open(newSlot), o.newImage.length);
     for (let at = 0; at < o.newImage.length; at += o.chunk) writer.write(o.newImage.subarray(at, at + o.chunk));
     writer.finish();
-    verifyImage(d.partitions.open(newSlot), o.sha256);
+    board.format.verify(d.partitions.open(newSlot), o.newImage.length, digests);
     mark("select");
-    d.boot.select(newSlot);
+    d.boot.select(newSlot, o.newImage.length);
     mark("first boot");
-    if (start(d) !== newSlot) throw new OtaError("boot-state", "the selected image did not start");
+    if (board.identify(d.partitions, start(d)) !== "new") throw new OtaError("boot-state", "the selected image did not start");
     mark("confirm");
     d.boot.confirm();
     mark("next boot");
-    if (start(d) !== newSlot) throw new OtaError("boot-state", "the confirmed image did not start again");
+    if (board.identify(d.partitions, start(d)) !== "new") throw new OtaError("boot-state", "the confirmed image did not start again");
   };
 
   // A run without cuts: counts the operations and where each phase begins.
@@ -125,7 +148,7 @@ export function powerCutSweep(o: SweepOptions): SweepResult {
       d.flash.powerOn();
       // A clean cut at n leaves the state after operation n - 1: that is the phase it belongs to.
       const phase = tear === "none" ? phaseOf(n - 1) : phaseOf(n);
-      points.push({ operation: n, tear, phase, outcome: settle(d, start, oldSlot, newSlot) });
+      points.push({ operation: n, tear, phase, outcome: settle(d, board, start) });
     }
   }
 
@@ -155,20 +178,21 @@ function tearsFor(kind: "erase" | "write", length: number): Tear[] {
 
 /**
  * After a cut: restart and run as the firmware would. The new image on trial confirms (its
- * self-test passes); the old image leaves otadata alone. Two more restarts check it stays put.
+ * self-test passes); the old image leaves the boot data alone. Two more restarts check it stays.
  */
-function settle(d: Device, start: (d: Device) => string, oldSlot: string, newSlot: string): Outcome {
+function settle(d: Device, board: SweepBoard, start: (d: Device) => string): Outcome {
   try {
     let slot = start(d);
-    if (slot === newSlot && d.boot.info().state !== "valid") {
+    if (board.identify(d.partitions, slot) === "new" && d.boot.info().state !== "valid") {
       d.boot.confirm();
       slot = start(d);
     }
+    const outcome = board.identify(d.partitions, slot);
     for (let i = 0; i < 2; i++) {
-      const again = start(d);
-      if (again !== slot) throw new OtaError("boot-state", `boot slot changed from ${slot} to ${again} without an update`);
+      const again = board.identify(d.partitions, start(d));
+      if (again !== outcome) throw new OtaError("boot-state", `the device went from the ${outcome} image to the ${again} one without an update`);
     }
-    return slot === newSlot ? "new" : slot === oldSlot ? "old" : "unbootable";
+    return outcome;
   } catch (e) {
     if (isOtaError(e, "boot-no-slot")) return "unbootable";
     throw e;
