@@ -20,6 +20,7 @@ import { ProgressRecorder, resumeImage } from "../transfer/progress.ts";
 import { blockCount, fullBitmap, type BlockTransfer } from "../transfer/blocks.ts";
 import type { JobChannel } from "./channel.ts";
 import { ImageWriter } from "../storage/image-writer.ts";
+import { HeaderGate } from "../transfer/header-gate.ts";
 
 export const PROGRESS_KEY = "ota.prog";
 /** A stream download's resume record: the erase mark (u32, big-endian), then the bitmap of blocks still needed. */
@@ -117,8 +118,7 @@ export function startTransfer(
 class HttpSession {
   readonly #recorder: ProgressRecorder;
   readonly #writer: ImageWriter;
-  /** The image's first bytes, held back until its header has been checked. */
-  #prefix: Uint8Array | undefined;
+  readonly #gate: HeaderGate;
 
   constructor(
     readonly plan: UpdatePlan,
@@ -136,10 +136,7 @@ class HttpSession {
     this.#writer = recorded > 0 ? resumeImage(slot, plan.size, recorded, digests, erase) : new ImageWriter(slot, plan.size, erase);
     // The record must never run ahead of flash: say where the writer really resumes.
     this.#recorder.record(plan.jobId, plan.size, this.#writer.offset, true);
-    const held = ports.image.prefixSize;
-    if (held === 0) this.#prefix = undefined;
-    else if (this.#writer.offset >= held) cb.checkHeader(new Uint8Array(slot.read(held, 0)));
-    else this.#prefix = new Uint8Array(0);
+    this.#gate = new HeaderGate(ports.image, plan.size, cb.checkHeader, this.#writer.offset, (n) => new Uint8Array(slot.read(n, 0)));
   }
 
   async run(url: string | undefined): Promise<void> {
@@ -170,7 +167,7 @@ class HttpSession {
     const { plan, s } = this;
     const writer = this.#writer;
     // Held-back header bytes are not in flash yet: fetch from where flash ends.
-    this.#prefix = this.#prefix === undefined ? undefined : new Uint8Array(0);
+    this.#gate.drop();
     await downloadRange({
       http: this.ports.http,
       clock: this.ports.clock,
@@ -190,19 +187,8 @@ class HttpSession {
   }
 
   #sink(chunk: Uint8Array, at: number): void {
-    let bytes = chunk;
-    if (this.#prefix !== undefined) {
-      const joined = new Uint8Array(this.#prefix.length + chunk.length);
-      joined.set(this.#prefix);
-      joined.set(chunk, this.#prefix.length);
-      if (joined.length < this.ports.image.prefixSize && at + chunk.length < this.plan.size) {
-        this.#prefix = joined;
-        return;
-      }
-      this.cb.checkHeader(joined);
-      bytes = joined;
-      this.#prefix = undefined;
-    }
+    const bytes = this.#gate.take(chunk, at);
+    if (bytes.length === 0) return;
     this.#writer.write(bytes);
     for (const d of this.digests) d.update(bytes);
     this.#recorder.record(this.plan.jobId, this.plan.size, this.#writer.offset);
@@ -227,6 +213,9 @@ function blockTransfer(
       ? { erasedTo: new DataView(saved.buffer, saved.byteOffset).getUint32(0), bitmap: saved.slice(4) }
       : undefined;
   const writer = new BlockWriter(slot, plan.size, resume?.erasedTo ?? 0, { eraseAhead: s.eraseAhead, wholeSlot: s.eraseWholeSlot });
+  // Block 0 carries the header: on a resume that already holds it, it is checked again now.
+  const has0 = resume !== undefined && (resume.bitmap[0] & 1) === 0;
+  const gate = new HeaderGate(ports.image, plan.size, cb.checkHeader, has0 ? plan.size : 0, (n) => new Uint8Array(slot.read(Math.min(n, plan.size), 0)));
   let received = resume ? blocks - countSet(resume.bitmap) : 0;
   return channel.blockTransfer(plan, {
     size: plan.size,
@@ -239,10 +228,7 @@ function blockTransfer(
     maxRetries: s.retries,
     rate: { minRate: s.minRate, window: s.rateWindow },
     resume,
-    beforeWrite: (index, bytes) => {
-      const held = ports.image.prefixSize;
-      if (index === 0 && held > 0) cb.checkHeader(bytes.subarray(0, Math.min(bytes.length, held)));
-    },
+    beforeWrite: (index, bytes) => gate.admit(index, bytes),
     persist: (state) => {
       received++;
       // Every 16 blocks: NVS writes wear flash, and a lost record only costs re-asking for blocks.

@@ -51,6 +51,8 @@ export interface StreamResult {
   retries: number;
   /** Messages refused (wrong file, index, length, undecodable). */
   refused: number;
+  /** Blocks that came before the header's block passed, left needed. */
+  early: number;
 }
 
 interface InFlight {
@@ -67,7 +69,7 @@ export class StreamDownload implements BlockTransfer {
   readonly #needed: Uint8Array;
   readonly #topics: { get: string; data: string; rejected: string };
   readonly #inFlight: InFlight[] = [];
-  readonly #result: StreamResult = { blocks: 0, requests: 0, duplicates: 0, retries: 0, refused: 0 };
+  readonly #result: StreamResult = { blocks: 0, requests: 0, duplicates: 0, retries: 0, refused: 0, early: 0 };
   readonly #token: string;
   /** Why the last message was refused, while no good block has come since. */
   #problem: string | undefined;
@@ -180,7 +182,11 @@ export class StreamDownload implements BlockTransfer {
       this.#result.duplicates++;
       return;
     }
-    this.#o.beforeWrite?.(i, p);
+    if (this.#o.beforeWrite?.(i, p) === false) {
+      // Not yet (a block ahead of the header's): it stays needed and is asked for again.
+      this.#result.early++;
+      return;
+    }
     this.#o.writer.writeAt(i * this.#blockSize, p);
     this.#needed[i >> 3] &= ~(1 << (i & 7));
     this.#remaining--;

@@ -5,7 +5,8 @@
  *
  * Contract of a BlockTransfer made from these options:
  * - blocks go to `writer` at index * blockSize, each checked by `beforeWrite` first (throwing
- *   ends the transfer with that error); `digests` are fed the file's bytes in file order;
+ *   ends the transfer with that error; false drops the block, which stays needed); `digests`
+ *   are fed the file's bytes in file order;
  * - after each block is in flash, `persist` gets the bitmap of blocks still needed and the erase
  *   mark, so a restart with them as `resume` asks only for what flash lacks;
  * - `start()` resolves when every block is written and digested, and rejects with an OtaError
@@ -41,8 +42,11 @@ export interface BlockTransferOptions {
   rate?: Partial<RateFloorOptions>;
   /** State from before a reboot (same file and block size). */
   resume?: BlockState;
-  /** Called with each new block before it is written; throwing ends the transfer with that error. */
-  beforeWrite?(index: number, bytes: Uint8Array): void;
+  /**
+   * Called with each new block before it is written; throwing ends the transfer with that error,
+   * false leaves the block unwritten and still needed (the header gate: nothing before block 0).
+   */
+  beforeWrite?(index: number, bytes: Uint8Array): boolean | void;
   /**
    * Called after each block is in flash, with what a resume would need. The bitmap is the live
    * one, valid during the call: copy it to keep it (StateStore.set does).
