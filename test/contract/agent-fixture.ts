@@ -14,7 +14,7 @@ import { StreamDownload } from "../../modules/aws/stream.ts";
 import { encodeBase64 } from "../../modules/codec/base64.ts";
 import { nobleDigests } from "../../modules/verify/noble-digest.ts";
 import { nobleVerifier } from "../../modules/verify/noble-signature.ts";
-import { MemoryKeyStore } from "../../hosts/sim/key-store.ts";
+import { PemKeyStore } from "../../modules/verify/pem-key-store.ts";
 import { MemoryStateStore } from "../../hosts/sim/state-store.ts";
 import { ManualClock } from "./manual-clock.ts";
 import { nextTurn } from "./env.ts";
@@ -177,7 +177,7 @@ export class AgentRig {
   readonly broker: FakeStreamBroker;
   readonly clock = new ManualClock();
   readonly channel = new FakeChannel();
-  readonly keys = new MemoryKeyStore("dev-1", { "signer.crt": signerPem() });
+  readonly keys = new PemKeyStore("dev-1", { "signer.crt": signerPem() });
   system: FakeSystem;
   agent!: Agent;
   /** Transitions of every agent this rig booted, oldest first. */

@@ -11,7 +11,7 @@ import { encodeBase64 } from "../../modules/codec/base64.ts";
 import { ImageWriter } from "../../modules/storage/image-writer.ts";
 import { verifyAndSelect, type GateContext, type StagedImage } from "../../modules/verify/staged.ts";
 import { nobleVerifier } from "../../modules/verify/noble-signature.ts";
-import { MemoryKeyStore } from "../../hosts/sim/key-store.ts";
+import { PemKeyStore } from "../../modules/verify/pem-key-store.ts";
 import { MiniDevice, appImage, sha256 } from "./boot-fixture.ts";
 import { espIdfFormat } from "../../modules/esp-idf/format.ts";
 import { nobleDigests } from "../../modules/verify/noble-digest.ts";
@@ -42,7 +42,7 @@ interface Setup {
 function setup(allowUnsigned = false): Setup {
   const device = MiniDevice.fresh();
   const warnings: string[] = [];
-  const keys = new MemoryKeyStore("thing-1", { "ota-signer.crt": pemOf(signer), "other.crt": pemOf(stranger) });
+  const keys = new PemKeyStore("thing-1", { "ota-signer.crt": pemOf(signer), "other.crt": pemOf(stranger) });
   const context: GateContext = {
     keys,
     verifier: nobleVerifier,
@@ -147,7 +147,7 @@ export default suite("verify before select", (test) => {
   });
 
   test("key store: keys by exact label; a PEM without a P-256 key is refused when added", () => {
-    const keys = new MemoryKeyStore("thing-1", { "a.crt": pemOf(signer) });
+    const keys = new PemKeyStore("thing-1", { "a.crt": pemOf(signer) });
     equal(keys.publicKey("a.crt")?.length, 65);
     equal(keys.publicKey("A.crt"), undefined);
     equal(keys.thingName(), "thing-1");

@@ -9,7 +9,7 @@ import { NodeHttp } from "../../hosts/sim/http.ts";
 import { NodeClock } from "../../hosts/sim/clock.ts";
 import { nodeDigests } from "../../hosts/sim/node-digest.ts";
 import { MemoryStateStore } from "../../hosts/sim/state-store.ts";
-import { MemoryKeyStore } from "../../hosts/sim/key-store.ts";
+import { PemKeyStore } from "../../modules/verify/pem-key-store.ts";
 import { nobleVerifier } from "../../modules/verify/noble-signature.ts";
 import { parseImagePrefix } from "../../modules/esp-idf/image.ts";
 import { espIdfFormat } from "../../modules/esp-idf/format.ts";
@@ -74,7 +74,7 @@ export class SimDevice {
       mqtt: this.o.wrapMqtt ? this.o.wrapMqtt(this.mqtt) : this.mqtt,
       digests: nodeDigests,
       verifier: nobleVerifier,
-      keys: new MemoryKeyStore(this.o.thing, this.o.keys),
+      keys: new PemKeyStore(this.o.thing, this.o.keys),
       system,
     };
     const app = { selfTest: () => (this.o.selfTest ? this.o.selfTest(this.version) : true) };

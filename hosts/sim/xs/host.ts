@@ -8,7 +8,7 @@
  */
 import type { PartitionExtent } from "../partitions.ts";
 import { SimPartitions } from "../partitions.ts";
-import { MemoryKeyStore } from "../key-store.ts";
+import { PemKeyStore } from "./key-store.ts";
 import { layoutOf, type BoardName } from "../layouts.ts";
 import { nobleVerifier } from "../../../modules/verify/noble-signature.ts";
 import { startAgent, type Agent, type AgentApp, type AgentConfig, type AgentPorts } from "../../../modules/agent/index.ts";
@@ -70,7 +70,7 @@ export function simBoard(): SimBoard {
     mqtt: new BridgedMqtt(),
     digests: bridgedDigests,
     verifier: nobleVerifier,
-    keys: new MemoryKeyStore(identity.thing, identity.keys),
+    keys: new PemKeyStore(identity.thing, identity.keys),
     system: new BridgedSystem(identity.version),
   };
   board = { ports, identity };

@@ -1,11 +1,12 @@
 /**
- * The simulator's KeyStore: code-signing keys by label, loaded from PEM (SPKI public keys or
- * the X.509 certificates users upload to AWS), checked as they are added. Portable.
+ * A KeyStore of code-signing keys by label, loaded from PEM (SPKI public keys or the X.509
+ * certificates users upload to AWS), checked as they are added, so a bad key fails when the
+ * board is made rather than at the first update. Every host's key-store.ts is this one.
  */
-import type { KeyStore } from "../../modules/ports/key-store.ts";
-import { publicKeyFromPem } from "../../modules/verify/keys.ts";
+import type { KeyStore } from "../ports/key-store.ts";
+import { publicKeyFromPem } from "./keys.ts";
 
-export class MemoryKeyStore implements KeyStore {
+export class PemKeyStore implements KeyStore {
   readonly #keys = new Map<string, Uint8Array>();
   readonly #thing: string;
 
