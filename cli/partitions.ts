@@ -58,7 +58,7 @@ export function partitionsCommand(args: string[], io: Io): number {
   const flashSize = flashOverride ?? table.flashSize;
   // A check of a half-parsed table mostly reports the rows that failed to parse a second time.
   const errors: TableError[] =
-    table.errors.length > 0 ? table.errors : checkPartitionTable(table.partitions, { flashSize, layout: table.layout });
+    table.errors.length > 0 ? table.errors : checkPartitionTable(table.partitions, { flashSize, layout: table.layout, staging: table.staging });
 
   io.out(`${file}: layout ${table.layout}, flash ${flashSize === undefined ? "size not given" : `${human(flashSize)} (${hex(flashSize)})`}`);
   if (table.partitions.length > 0) for (const row of formatTable(table.partitions)) io.out(row);

@@ -58,6 +58,21 @@ describe("shipped partition tables", () => {
     ]);
   });
 
+  it("the Nuvoton M487 table checks clean with ota_bank as its staging partition", () => {
+    const t = parsePartitionCsv(shipped("nuvoton-m487.csv"));
+    expect(t.errors).toEqual([]);
+    expect([t.layout, t.flashSize, t.staging]).toEqual(["staging", 0x200000, "ota_bank"]);
+    expect(checkPartitionTable(t.partitions, { flashSize: t.flashSize, layout: t.layout, staging: t.staging })).toEqual([]);
+    expect(t.partitions.map((p) => [p.name, p.offset, p.size, p.readonly])).toEqual([
+      ["aprom", 0x0, 0x70000, false],
+      ["ota_desc", 0x70000, 0x1000, false],
+      ["ota_trailer", 0x71000, 0x1000, false],
+      ["cloner", 0x72000, 0xe000, true],
+      ["ota_bank", 0x80000, 0x80000, false],
+      ["ota_backup", 0x100000, 0x80000, false],
+    ]);
+  });
+
   it("the W800 table follows the SDK flash map", () => {
     const { partitions } = parsePartitionCsv(shipped("w800-2mb.csv"));
     expect(findPartition(partitions, STAGING_NAME)).toMatchObject({ type: 1, offset: 0x10000, size: 0xc0000 });

@@ -75,11 +75,15 @@ export interface ParsedTable {
   errors: TableError[];
   flashSize?: number;
   layout: LayoutKind;
+  /** The staging partition's name, when a `# staging:` directive gives one. */
+  staging?: string;
 }
 
 export interface CheckOptions {
   flashSize?: number;
   layout?: LayoutKind;
+  /** Staging layouts: the staging partition's name (default `app_ota`). */
+  staging?: string;
 }
 
 export type Md5 = (bytes: Uint8Array) => Uint8Array;
@@ -193,7 +197,7 @@ export function hex(n: number, digits = 1): string {
 
 // RegExps are made per call, never kept at module level: in flash (preload) a RegExp has no
 // match data, and Moddable's XS (8.2.3) crashes in exec's temporary copy once a collection runs.
-const DIRECTIVE = () => /^#\s*(flash-size|layout)\s*:\s*(.*?)\s*$/i;
+const DIRECTIVE = () => /^#\s*(flash-size|layout|staging)\s*:\s*(.*?)\s*$/i;
 
 /** Parses an ESP-IDF partition CSV. Never throws for bad input: every problem comes back in `errors`. */
 export function parsePartitionCsv(text: string): ParsedTable {
@@ -202,6 +206,7 @@ export function parsePartitionCsv(text: string): ParsedTable {
   const partitions: Partition[] = [];
   let flashSize: number | undefined;
   let layout: LayoutKind = "ab";
+  let staging: string | undefined;
   const directiveLine: Record<string, number> = {};
 
   // Directives first: they may sit anywhere, and the layout decides where auto offsets start.
@@ -220,6 +225,11 @@ export function parsePartitionCsv(text: string): ParsedTable {
       const size = parseFlashSize(value);
       if (size === undefined) errors.push({ line, message: `flash-size '${value}' is not a flash size (1MB .. 128MB)` });
       else flashSize = size;
+      continue;
+    }
+    if (key === "staging") {
+      if (value === "" || value.includes(",")) errors.push({ line, message: `staging '${value}' is not a partition name` });
+      else staging = value;
       continue;
     }
     const kind = value.toLowerCase();
@@ -244,6 +254,7 @@ export function parsePartitionCsv(text: string): ParsedTable {
   errors.sort((a, b) => a.line - b.line);
   const result: ParsedTable = { partitions, errors, layout };
   if (flashSize !== undefined) result.flashSize = flashSize;
+  if (staging !== undefined) result.staging = staging;
   return result;
 }
 
@@ -366,7 +377,7 @@ export function checkPartitionTable(partitions: readonly Partition[], options: C
   if (otadata.length > 1) add(otadata[1].line, `more than one otadata partition ('${otadata[0].name}' and '${otadata[1].name}')`);
 
   if (layout === "ab") checkAb(partitions, otadata, add);
-  else checkStaging(partitions, otadata, add);
+  else checkStaging(partitions, otadata, options.staging ?? STAGING_NAME, add);
 
   return errors.sort((x, y) => x.line - y.line);
 }
@@ -388,17 +399,17 @@ function checkAb(partitions: readonly Partition[], otadata: Partition[], add: (l
   }
 }
 
-function checkStaging(partitions: readonly Partition[], otadata: Partition[], add: (line: number, message: string) => void): void {
+function checkStaging(partitions: readonly Partition[], otadata: Partition[], name: string, add: (line: number, message: string) => void): void {
   for (const p of otadata) add(p.line, `staging layout has no otadata, but '${p.name}' is one`);
   const apps = partitions.filter((p) => p.type === PartitionTypes.app);
   if (apps.length === 0) add(0, "staging layout needs one app partition to run from, found none");
   for (const extra of apps.slice(1)) {
     add(extra.line, `staging layout has exactly one app partition to run from; '${extra.name}' is a second (first '${apps[0].name}')`);
   }
-  const staging = findPartition(partitions, STAGING_NAME);
-  if (!staging) add(0, `staging layout needs a staging partition named '${STAGING_NAME}' (type data)`);
+  const staging = findPartition(partitions, name);
+  if (!staging) add(0, `staging layout needs a staging partition named '${name}' (type data)`);
   else if (staging.type !== PartitionTypes.data) {
-    add(staging.line, `staging partition '${STAGING_NAME}' must be type data, not ${typeName(staging.type)}`);
+    add(staging.line, `staging partition '${name}' must be type data, not ${typeName(staging.type)}`);
   }
 }
 

@@ -363,6 +363,14 @@ export default suite("partition table", (test) => {
     oneError(check(edit(STAGING, 3, "# none")), 0, "app_ota");
   });
 
+  test("check: a staging directive names the staging partition", () => {
+    const renamed = ["# staging: ota_bank", ...STAGING.slice(0, 2), "ota_bank, data, 0x40, 0x10000, 0xC0000", ...STAGING.slice(3)].join("\n");
+    equal(parsePartitionCsv(renamed).staging, "ota_bank");
+    deepEqual(check(renamed, { staging: parsePartitionCsv(renamed).staging }), []);
+    oneError(check(renamed), 0, "app_ota");
+    oneError(check(STAGING.join("\n"), { staging: "ota_bank" }), 0, "ota_bank");
+  });
+
   test("check: staging partition must be data", () => {
     const errors = check(edit(STAGING, 3, "app_ota, 0x40, 0, 0x10000, 0xC0000"));
     oneError(errors, 3, "app_ota", "data", "0x40");
