@@ -33,6 +33,8 @@ export interface SweepBoard {
   start(partitions: SimPartitions): string | undefined;
   /** Which of the two images the started slot runs, judged from flash. */
   identify(partitions: SimPartitions, slot: string): Outcome;
+  /** Factory programming of the old image (default: written into `firstSlot`, boot data blank). */
+  factory?(partitions: SimPartitions, image: Uint8Array): void;
 }
 
 export interface SweepOptions {
@@ -46,6 +48,8 @@ export interface SweepOptions {
   sha256: () => Digest;
   /** The board; by default ESP-IDF A/B with otadata (in `order`). */
   board?: SweepBoard;
+  /** The job's signature bytes, handed to `select` (an @AFRTOS trailer keeps them). */
+  signature?: Uint8Array;
 }
 
 export interface CutPoint {
@@ -97,7 +101,8 @@ export function powerCutSweep(o: SweepOptions): SweepResult {
 
   // Factory state: the old image in the first slot, boot data blank, one boot (which initialises it).
   const factory = device(new Uint8Array(o.flashSize).fill(0xff));
-  new ImageWriter(factory.partitions.open(board.firstSlot), o.oldImage.length).write(o.oldImage);
+  if (board.factory) board.factory(factory.partitions, o.oldImage);
+  else new ImageWriter(factory.partitions.open(board.firstSlot), o.oldImage.length).write(o.oldImage);
   start(factory);
   const base = factory.flash.data;
   const newSlot = factory.boot.info().updateSlot;
@@ -111,7 +116,7 @@ export function powerCutSweep(o: SweepOptions): SweepResult {
     writer.finish();
     board.format.verify(d.partitions.open(newSlot), o.newImage.length, digests);
     mark("select");
-    d.boot.select(newSlot, o.newImage.length);
+    d.boot.select(newSlot, { length: o.newImage.length, signature: o.signature });
     mark("first boot");
     if (board.identify(d.partitions, start(d)) !== "new") throw new OtaError("boot-state", "the selected image did not start");
     mark("confirm");

@@ -23,10 +23,10 @@
  * After that every step is one flag byte programmed in place (bits only cleared): by the Cloner
  * (NEW -> PENDING_COMMIT once the copy is checked), by `confirm` (-> VALID) or `reject` (-> INVALID).
  *
- * The agent's port is `select(slot)`; a raw binary does not say how long it is, so this class
- * takes the staged image's length (and the signature for the trailer) as a second argument.
+ * A raw binary does not say how long it is: `select` takes the staged image's length (and the
+ * signature for the trailer) from the port's second argument.
  */
-import type { BootControl, BootInfo, SlotState } from "../ports/boot-control.ts";
+import type { BootControl, BootInfo, SlotState, SelectedImage } from "../ports/boot-control.ts";
 import type { Flash } from "../ports/flash.ts";
 import type { Partitions } from "../ports/partitions.ts";
 import { OtaError } from "../errors.ts";
@@ -55,12 +55,6 @@ export const BACKUP_IMAGE_OFFSET = 0x1000;
 const COPY_BLOCK = 4096;
 
 /** What `select` needs beyond the slot name: a raw binary carries neither. */
-export interface StagedImage {
-  /** Bytes the agent wrote to the staging slot. */
-  length: number;
-  /** The image's signature as the job gave it (ECDSA P-256, DER), for the trailer; none: size 0. */
-  signature?: Uint8Array;
-}
 
 export interface AfrStagingOptions {
   /** The descriptor's hardware id field (the PAL leaves it unset; the Cloner only logs it). */
@@ -100,10 +94,9 @@ export class AfrStagingBootControl implements BootControl {
     return info;
   }
 
-  select(slot: string, staged?: StagedImage): void {
+  select(slot: string, staged: SelectedImage): void {
     if (slot === RUN_SLOT) throw new OtaError("boot-state", `'${slot}' is the running slot`);
     if (slot !== STAGING_SLOT) throw new OtaError("partition-unknown", `'${slot}' is not the staging slot (${STAGING_SLOT})`);
-    if (!staged) throw new OtaError("bad-argument", "select needs the staged image's length: a raw binary does not record it");
     const length = staged.length;
     const limit = Math.min(this.#size(STAGING_SLOT), this.#size(RUN_SLOT));
     if (!Number.isInteger(length) || length < 1 || length > limit) {

@@ -18,9 +18,10 @@
  *   (its slot then reads "aborted" in `updateState`).
  *
  * Contract:
- * - `select(slot, length)` never makes an image bootable that was not fully written; it is called
+ * - `select(slot, staged)` never makes an image bootable that was not fully written; it is called
  *   only after verification, with the image's length in bytes (a staging layout's bootloader
- *   copies that many). Selecting the running slot: OtaError "boot-state".
+ *   copies that many) and the job's signature bytes (an @AFRTOS trailer keeps them). Selecting
+ *   the running slot: OtaError "boot-state".
  * - Every method survives power loss at any flash operation: the device afterwards boots either
  *   the old or the new image, never nothing (see modules/esp-idf/otadata.ts for the order of
  *   writes that guarantees it).
@@ -56,9 +57,17 @@ export function runsImageOf(info: BootInfo, slot: string): boolean {
   return info.running === slot || info.installedFrom === slot;
 }
 
+/** What `select` learns of the verified image. */
+export interface SelectedImage {
+  /** Bytes of the image in the slot. */
+  length: number;
+  /** The job's code-signing signature as it came (AWS: DER), when it had one. */
+  signature?: Uint8Array;
+}
+
 export interface BootControl {
   info(): BootInfo;
-  select(slot: string, length: number): void;
+  select(slot: string, staged: SelectedImage): void;
   confirm(): void;
   /**
    * The running trial image failed: true when the next restart starts the previous image; false

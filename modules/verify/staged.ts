@@ -14,6 +14,7 @@ import type { KeyStore } from "../ports/key-store.ts";
 import type { SignatureVerifier } from "../ports/signature.ts";
 import type { LogLevel } from "../ports/system.ts";
 import { OtaError } from "../errors.ts";
+import { decodeBase64 } from "../codec/base64.ts";
 import { checkSignature, signatureFromBase64 } from "./signature.ts";
 import { acceptUnsigned } from "./policy.ts";
 
@@ -65,6 +66,6 @@ export function verifyAndSelect(image: StagedImage, context: GateContext): Image
     acceptUnsigned(context.allowUnsigned, context.log, `the image for ${image.slotName}`);
   }
   const verified = context.format.verify(image.slot, image.length, context.digests);
-  context.boot.select(image.slotName, image.length);
+  context.boot.select(image.slotName, { length: image.length, signature: image.signature ? decodeBase64(image.signature.base64) : undefined });
   return verified;
 }

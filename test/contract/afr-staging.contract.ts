@@ -20,7 +20,8 @@ import {
 import { afrStagingFormat } from "../../modules/afr-staging/format.ts";
 import { AfrStagingBootControl, writeDescriptor } from "../../modules/afr-staging/boot-control.ts";
 import { runCloner } from "../../hosts/sim/cloner.ts";
-import { afrPowerCutSweep, apromHolds, factoryDevice, type AfrDevice } from "../../hosts/sim/afr-power-cut.ts";
+import { afrSweepBoard, apromHolds, factoryDevice, type AfrDevice } from "../../hosts/sim/afr-power-cut.ts";
+import { powerCutSweep } from "../../hosts/sim/power-cut.ts";
 import { NorFlash } from "../../hosts/sim/nor-flash.ts";
 import { SimPartitions, type PartitionExtent } from "../../hosts/sim/partitions.ts";
 import { ImageWriter } from "../../modules/storage/image-writer.ts";
@@ -198,11 +199,11 @@ export default suite("afr-staging: @AFRTOS descriptor, Cloner and boot control",
     equal(apromHolds(d.partitions, NEW, third), "old", "the second image comes back, the third's longer tail erased");
   });
 
-  test("select refuses the running slot, unknown slots, a missing length, and a trial image", () => {
+  test("select refuses the running slot, unknown slots, a length that does not fit, and a trial image", () => {
     const d = fresh();
     throwsCode(() => d.boot.select("aprom", { length: 10 }), "boot-state");
     throwsCode(() => d.boot.select("ota_0", { length: 10 }), "partition-unknown");
-    throwsCode(() => d.boot.select("ota_bank"), "bad-argument", "length");
+    throwsCode(() => d.boot.select("ota_bank", { length: 0 }), "image-too-large");
     throwsCode(() => d.boot.select("ota_bank", { length: 0x20001 }), "image-too-large");
     stage(d, NEW);
     d.boot.select("ota_bank", { length: NEW.length });
@@ -235,17 +236,18 @@ export default suite("afr-staging: @AFRTOS descriptor, Cloner and boot control",
   });
 
   test("power cut at every flash operation of a cycle: APROM holds the old or the new image, and a confirmed update stays", () => {
-    const r = afrPowerCutSweep({
+    const r = powerCutSweep({
       table: AFR_MINI_TABLE,
       flashSize: AFR_MINI_FLASH,
       oldImage: OLD,
       newImage: NEW,
       signature: SIGNATURE,
       chunk: 1460,
-      digests: nobleDigests,
+      sha256: () => nobleDigests.create("sha256"),
+      board: afrSweepBoard(OLD, NEW, nobleDigests),
     });
     ok(r.points.length > r.operations, "torn variants were cut too");
-    equal(r.broken, 0, `points with neither image or no boot: ${JSON.stringify(r.points.filter((p) => p.outcome !== "old" && p.outcome !== "new"))}`);
+    equal(r.unbootable, 0, `points with neither image or no boot: ${JSON.stringify(r.points.filter((p) => p.outcome === "unbootable"))}`);
     equal(r.revertedAfterConfirm, 0, "reverted after confirm");
     equal(r.byPhase.write.old, r.byPhase.write.points, "a cut while staging keeps the old image");
     // The one select point that ends new: a clean cut after the header's last byte landed.
