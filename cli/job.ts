@@ -6,9 +6,9 @@
  * does (modules/jobs): the plan as JSON (exit 0), "no job" (exit 0), or the refusal (exit 1).
  *
  * xs-ota job create --thing T [--thing T2] --file FW.bin [--key KEY.pem] [--protocol http|mqtt]
- *                   [--format aws|nrf|zerynth|enos] [--job-id ID] [--product PK]
+ *                   [--format aws|nrf|zerynth|enos] [--job-id ID] [--version V] [--product PK]
  *                   [--certfile LABEL] [--filepath PATH] [--file-url enos-connect|path] [--control URL]
- * (--certfile: the label of the key the device verifies with, default signer.crt; --filepath:
+ * (--version: the firmware's version, for a raw binary whose header declares none; --certfile: the label of the key the device verifies with, default signer.crt; --filepath:
  * the document's filepath, default /fw; both AWS OTA documents only, as CreateOTAUpdate sets them;
  * --file-url: how an EnOS offer names its file, by default enos-connect:// when every target is a
  * device registered with `xs-ota enos register`, else a path)
@@ -160,7 +160,7 @@ function parse(args: string[], io: Io): number {
 }
 
 const CONTROL_USAGE = [
-  "usage: xs-ota job create --thing T [--thing T2] --file FW.bin [--key KEY.pem] [--protocol http|mqtt] [--format aws|nrf|zerynth|enos] [--job-id ID] [--product PK] [--certfile LABEL] [--filepath PATH] [--file-url enos-connect|path] [--control URL]",
+  "usage: xs-ota job create --thing T [--thing T2] --file FW.bin [--key KEY.pem] [--protocol http|mqtt] [--format aws|nrf|zerynth|enos] [--job-id ID] [--version V] [--product PK] [--certfile LABEL] [--filepath PATH] [--file-url enos-connect|path] [--control URL]",
   "  --certfile LABEL  the key label the device verifies the signature with (default signer.crt); --filepath PATH (default /fw)",
   "       xs-ota job list [--control URL]",
   "       xs-ota job describe ID [--control URL]",
@@ -223,6 +223,7 @@ async function controlCommand(sub: "create" | "list" | "describe", args: string[
     "--protocol": "protocol",
     "--format": "format",
     "--job-id": "jobId",
+    "--version": "version",
     "--product": "productKey",
     "--certfile": "certfile",
     "--filepath": "filepath",

@@ -76,7 +76,7 @@ import { EnosIdentities, type EnosDeviceIdentity } from "./enos-auth.ts";
 import { makeLocalCa } from "./tls.ts";
 import { thingPolicy } from "./thing-policy.ts";
 import { documentFieldProblem, jobDocument, presignedPlaceholder } from "./job-documents.ts";
-import { parseImagePrefix } from "../modules/esp-idf/image.ts";
+import { firmwareInfo } from "./firmware-info.ts";
 
 export const DEFAULT_MQTT_PORT = 1883;
 /** AWS IoT Core's port for MQTT over mutual TLS. */
@@ -134,6 +134,8 @@ export interface CreateJobRequest {
   protocol?: JobProtocol;
   format?: JobFormat;
   jobId?: string;
+  /** The firmware's version, for a raw binary whose header declares none. */
+  version?: string;
   productKey?: string;
   /** AWS only: the key label the device verifies with (default SIGNER_LABEL). */
   certfile?: string;
@@ -208,12 +210,19 @@ export function signFirmware(bytes: Uint8Array, keyPem: string): string {
   return createSign("sha256").update(bytes).sign(key).toString("base64");
 }
 
-function firmwareVersion(bytes: Uint8Array): string {
+/** The version the image declares, else the one the request names (a raw binary declares none). */
+function firmwareVersion(bytes: Uint8Array, named: unknown): string {
+  let declared: string | undefined;
   try {
-    return parseImagePrefix(bytes.subarray(0, 288)).desc.version;
+    declared = firmwareInfo(bytes).version;
   } catch (e) {
-    throw new HttpError(400, `not an ESP32 app image: ${e instanceof Error ? e.message : String(e)}`);
+    throw new HttpError(400, `not a firmware image: ${e instanceof Error ? e.message : String(e)}`);
   }
+  if (named !== undefined && typeof named !== "string") throw new HttpError(400, "version must be a string");
+  if (declared !== undefined && named !== undefined && named !== declared) throw new HttpError(400, `the image declares version ${declared}, the request says ${named}`);
+  const version = declared ?? named;
+  if (version === undefined) throw new HttpError(400, "the file declares no version (a raw binary): name it with version");
+  return version;
 }
 
 export async function startCloud(options: CloudOptions): Promise<Cloud> {
@@ -324,7 +333,7 @@ export async function startCloud(options: CloudOptions): Promise<Cloud> {
       } catch (e) {
         throw new HttpError(400, `cannot read ${req.file}: ${e instanceof Error ? e.message : String(e)}`);
       }
-      const version = firmwareVersion(bytes);
+      const version = firmwareVersion(bytes, req.version);
       let signature: string | undefined;
       if (req.key !== undefined) {
         let pem: string;

@@ -24,6 +24,10 @@ import { MemoryStateStore } from "./state-store.ts";
 import { nodeDigests } from "./node-digest.ts";
 import { espImageCheck, runBootloader, type BootOutcome, type ImageCheck } from "./bootloader.ts";
 import { layoutOf, type BoardName } from "./layouts.ts";
+import { runCloner } from "./cloner.ts";
+import { rawAppProgram } from "./raw-app.ts";
+import { DESCRIPTOR_PARTITION, RUN_SLOT, writeDescriptor } from "../../modules/afr-staging/boot-control.ts";
+import { FLAGS, encodeDescriptor, makeDescriptor } from "../../modules/afr-staging/descriptor.ts";
 
 const DEFAULT_FLASH_SIZE = 4 * 1024 * 1024;
 
@@ -62,7 +66,24 @@ const esp32: BoardSpec = {
   program: (sim, slot) => imageProgram(sim.open(slot)),
 };
 
-export const BOARDS: Record<BoardName, BoardSpec> = { esp32 };
+/** NuMaker-IoT-M487 with Mbed: a raw app in APROM under an @AFRTOS descriptor, the Cloner at boot. */
+const nuvoton: BoardSpec = {
+  name: "nuvoton",
+  defaultTable: fileURLToPath(new URL("../../partitions/nuvoton-m487.csv", import.meta.url)),
+  tableInFlash: false,
+  factory(sim, image) {
+    writeFactoryImage(sim, RUN_SLOT, image);
+    // The ICP tool writes the app; the descriptor of an image that runs as delivered is VALID.
+    writeDescriptor(sim.open(DESCRIPTOR_PARTITION), encodeDescriptor(makeDescriptor(FLAGS.VALID, 1, image.length, 0)));
+  },
+  bootloader: (sim) => runCloner(sim, nodeDigests),
+  program(sim, slot) {
+    const aprom = sim.open(slot);
+    return rawAppProgram(new Uint8Array(aprom.read(aprom.status().size, 0)));
+  },
+};
+
+export const BOARDS: Record<BoardName, BoardSpec> = { esp32, nuvoton };
 
 export function boardSpec(name: BoardName): BoardSpec {
   layoutOf(name);

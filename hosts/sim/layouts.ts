@@ -13,11 +13,13 @@ import type { ImageFormat } from "../../modules/ports/image-format.ts";
 import { OtaError } from "../../modules/errors.ts";
 import { OtadataBootControl } from "../../modules/esp-idf/boot-control.ts";
 import { espIdfFormat } from "../../modules/esp-idf/format.ts";
+import { AfrStagingBootControl } from "../../modules/afr-staging/boot-control.ts";
+import { afrStagingFormat } from "../../modules/afr-staging/format.ts";
 import type { PartitionExtent, SimPartitions } from "./partitions.ts";
 
-export type BoardName = "esp32";
+export type BoardName = "esp32" | "nuvoton";
 
-export const BOARD_NAMES: readonly BoardName[] = Object.freeze(["esp32"]);
+export const BOARD_NAMES: readonly BoardName[] = Object.freeze(["esp32", "nuvoton"]);
 
 export interface Layout {
   /** The image format the board's bootloader reads. */
@@ -29,6 +31,7 @@ export interface Layout {
 
 const LAYOUTS: Record<BoardName, Layout> = {
   esp32: { format: () => espIdfFormat, boot: (p) => new OtadataBootControl(p), firstSlot: "ota_0" },
+  nuvoton: { format: () => afrStagingFormat, boot: (p) => new AfrStagingBootControl(p), firstSlot: "aprom" },
 };
 
 export function isBoardName(name: string): name is BoardName {
