@@ -112,7 +112,7 @@ export interface Board {
 export function loadTable(csvPath: string): { partitions: Partition[]; flashSize: number } {
   const parsed = parsePartitionCsv(readFileSync(csvPath, "utf8"));
   const flashSize = parsed.flashSize ?? DEFAULT_FLASH_SIZE;
-  const errors = [...parsed.errors, ...(parsed.errors.length ? [] : checkPartitionTable(parsed.partitions, { flashSize }))];
+  const errors = [...parsed.errors, ...(parsed.errors.length ? [] : checkPartitionTable(parsed.partitions, { flashSize, layout: parsed.layout, staging: parsed.staging }))];
   if (errors.length) throw new OtaError("bad-argument", `${csvPath}: ${errors.map((e) => `line ${e.line}: ${e.message}`).join("; ")}`);
   return { partitions: parsed.partitions, flashSize };
 }

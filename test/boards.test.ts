@@ -1,0 +1,91 @@
+/**
+ * Whole updates on the staging boards: a simulated Nuvoton M487 (raw app in APROM, @AFRTOS
+ * descriptor, the Cloner) and a simulated W800 (wm_iot_sdk image header, app_ota staging, the
+ * second-stage boot that checks and decompresses) run the demo firmware on XS and take AWS jobs
+ * from the local cloud: the Nuvoton over MQTT streams, the W800 over HTTPS, as their SDKs' AWS
+ * examples do. The signature is checked before the bootloader may install anything.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { buildFirmware, DEMO_APP } from "../hosts/sim/firmware.ts";
+import { writeSigningKeys } from "../cli/signing.ts";
+import { flashDevice } from "../hosts/sim/board.ts";
+import { SimulatedDevice, type DeviceEvent } from "../hosts/sim/device.ts";
+import type { BoardName } from "../hosts/sim/layouts.ts";
+import { startCloud, SIGNER_LABEL, type Cloud } from "../cloud/server.ts";
+
+const work = mkdtempSync(join(tmpdir(), "xs-ota-boards-"));
+const { privatePath: keyPath, publicPem } = writeSigningKeys(work);
+let cloud: Cloud;
+const devices: SimulatedDevice[] = [];
+
+beforeAll(async () => {
+  cloud = await startCloud({ dataDir: join(work, "cloud"), httpsPort: 0, controlPort: 0, mqttPort: 0, mqttsPort: 0 });
+});
+
+afterAll(async () => {
+  for (const d of devices) await d.stop();
+  await cloud?.close();
+  rmSync(work, { recursive: true, force: true });
+});
+
+async function until(condition: () => boolean, what: string, events: DeviceEvent[], ms = 30_000): Promise<void> {
+  const start = Date.now();
+  while (!condition()) {
+    if (Date.now() - start > ms) throw new Error(`timed out waiting for ${what}; events:\n${events.map((e) => JSON.stringify(e)).join("\n")}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+async function firmware(board: BoardName, version: string, entry = DEMO_APP.passes): Promise<string> {
+  const out = join(work, `${board}-${version}-${entry.split("/").pop()}.bin`);
+  await buildFirmware({ entry, version, out, board });
+  return out;
+}
+
+async function device(board: BoardName, thing: string, image: string): Promise<{ d: SimulatedDevice; events: DeviceEvent[] }> {
+  const dir = join(work, thing);
+  flashDevice(dir, new Uint8Array(readFileSync(image)), { board });
+  const d = new SimulatedDevice({ dir, thing, brokerUrl: cloud.urls.mqtt, keys: { [SIGNER_LABEL]: publicPem }, config: { ca: cloud.caCert }, crashDelay: 50 });
+  const events: DeviceEvent[] = [];
+  d.on("event", (e) => events.push(e));
+  devices.push(d);
+  await d.start();
+  return { d, events };
+}
+
+async function createJob(body: Record<string, unknown>): Promise<void> {
+  const r = await fetch(`${cloud.urls.control}/jobs`, { method: "POST", body: JSON.stringify({ key: keyPath, ...body }) });
+  expect(r.status, await r.clone().text()).toBe(201);
+}
+
+const status = (jobId: string, thing: string) => cloud.jobs.describeJob(jobId)?.executions.find((e) => e.thingName === thing);
+const terminal = (s: string | undefined) => s === "SUCCEEDED" || s === "FAILED" || s === "REJECTED";
+const logged = (events: DeviceEvent[], text: RegExp) => events.some((e) => e.type === "log" && text.test(e.message));
+
+describe("a simulated Nuvoton M487 (@AFRTOS staging, Cloner)", () => {
+  it("takes an AWS job over MQTT streams: staged in SPI flash, cloned into APROM, confirmed, SUCCEEDED", async () => {
+    const { d, events } = await device("nuvoton", "nu-1", await firmware("nuvoton", "1.0.0"));
+    await until(() => logged(events, /^app 1\.0\.0 running/), "the app to start", events);
+    await createJob({ thing: "nu-1", file: await firmware("nuvoton", "1.0.1"), protocol: "mqtt", version: "1.0.1", jobId: "nu-job-1" });
+    await until(() => terminal(status("nu-job-1", "nu-1")?.status), "the job to end", events);
+    expect(status("nu-job-1", "nu-1")?.status).toBe("SUCCEEDED");
+    await until(() => d.bootInfo()?.state === "valid", "the confirm", events);
+    expect(d.version).toBe("1.0.1");
+    const boots = events.flatMap((e) => (e.type === "boot" ? [e] : []));
+    expect(boots.map((b) => b.version)).toEqual(["1.0.0", "1.0.1"]);
+    expect(boots[1]?.bootloader.some((l) => /Clone OTA image from SPI Flash to APROM/.test(l))).toBe(true);
+  });
+
+  it("a new image whose self-test fails is rejected and the Cloner restores the old one, which reports FAILED", async () => {
+    const { d, events } = await device("nuvoton", "nu-2", await firmware("nuvoton", "1.0.0"));
+    await until(() => logged(events, /^app 1\.0\.0 running/), "the app to start", events);
+    await createJob({ thing: "nu-2", file: await firmware("nuvoton", "1.0.2", DEMO_APP.fails), protocol: "mqtt", version: "1.0.2", jobId: "nu-job-2" });
+    await until(() => terminal(status("nu-job-2", "nu-2")?.status), "the job to end", events);
+    expect(status("nu-job-2", "nu-2")?.status).toBe("FAILED");
+    expect(d.version).toBe("1.0.0");
+    expect(events.flatMap((e) => (e.type === "boot" ? [e.version] : []))).toEqual(["1.0.0", "1.0.2", "1.0.0"]);
+  });
+});
