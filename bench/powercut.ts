@@ -1,17 +1,22 @@
 /**
- * npm run powercut [-- --image KB --chunk BYTES]
+ * npm run powercut [-- --board esp32|w800|nuvoton] [--image KB] [--chunk BYTES]
  *
- * One full update on a simulated 4 MB ESP32 (partitions/esp32-4mb.csv): stream the new image
- * into ota_1, verify it, select it, restart (trial boot), confirm, restart. Then the same cycle
- * again for every flash operation in it, with the power cut at that operation, cleanly or torn
- * (after its first byte, or halfway), and the device restarted and left to carry on as its
- * firmware would. Prints what each phase's cuts led to, ESP-IDF's own write order for
- * comparison, and last the line for xs-ota's order.
+ * One full update on a simulated board: stream the new image into the update slot (ESP32:
+ * ota_1 of partitions/esp32-4mb.csv; W800: app_ota of partitions/w800-2mb.csv; Nuvoton: the SPI
+ * staging bank of partitions/nuvoton-m487.csv), verify it, select it, restart (ESP32: a trial
+ * boot; W800: secboot checks and decompresses it into the run partition; Nuvoton: select backs
+ * the running image up to the second SPI bank, the Cloner copies the staged one into APROM),
+ * confirm, restart. Then the same
+ * cycle again for every flash operation in it, with the power cut at that operation, cleanly or
+ * torn (after its first byte, or halfway), and the device restarted and left to carry on as its
+ * firmware would. Prints what each phase's cuts led to (for the ESP32 also ESP-IDF's own write
+ * order, for comparison), and last the line for xs-ota's order.
  */
 import { readFileSync } from "node:fs";
 import { parsePartitionCsv } from "../modules/esp-idf/partition-table.ts";
 import { packImage } from "../modules/esp-idf/image.ts";
-import { powerCutSweep, type SweepResult } from "../hosts/sim/power-cut.ts";
+import { powerCutSweep, type SweepResult, type SweepOptions } from "../hosts/sim/power-cut.ts";
+import { afrSweepBoard } from "../hosts/sim/afr-power-cut.ts";
 import { nodeDigests } from "../hosts/sim/node-digest.ts";
 
 function option(name: string, fallback: number): number {
@@ -21,19 +26,31 @@ function option(name: string, fallback: number): number {
   return value;
 }
 
+function text(name: string, fallback: string): string {
+  const i = process.argv.indexOf(name);
+  return i < 0 ? fallback : (process.argv[i + 1] ?? "");
+}
+
+const board = text("--board", "esp32");
+if (!["esp32", "w800", "nuvoton"].includes(board)) throw new Error(`--board takes esp32, w800 or nuvoton, got '${board}'`);
 const imageKb = option("--image", 64);
 const chunk = option("--chunk", 1460);
-const csv = new URL("../partitions/esp32-4mb.csv", import.meta.url);
-const table = parsePartitionCsv(readFileSync(csv, "utf8"));
+const csvName = board === "esp32" ? "esp32-4mb.csv" : board === "w800" ? "w800-2mb.csv" : "nuvoton-m487.csv";
+const table = parsePartitionCsv(readFileSync(new URL(`../partitions/${csvName}`, import.meta.url), "utf8"));
 if (table.errors.length) throw new Error(`partition table: ${table.errors.map((e) => e.message).join("; ")}`);
 const sha256 = () => nodeDigests.create("sha256");
-const image = (version: string, bytes: number) => {
-  const payload = new Uint8Array(bytes);
-  for (let i = 0; i < bytes; i++) payload[i] = (i * 31 + version.charCodeAt(4)) & 0xff;
-  return packImage({ version, payload, sha256 });
+/** Bytes that do not compress to nothing: a stand-in for code. */
+const payload = (version: string, bytes: number) => {
+  const out = new Uint8Array(bytes);
+  let x = 0x9e3779b9 ^ version.charCodeAt(4);
+  for (let i = 0; i < bytes; i++) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    out[i] = x & 0xff;
+  }
+  return out;
 };
-const oldImage = image("1.0.0", 40 * 1024);
-const newImage = image("1.0.1", imageKb * 1024 - 400);
 
 function report(title: string, r: SweepResult): void {
   console.log(`${title}: ${r.operations} flash operations in the cycle, ${r.points.length} cut points`);
@@ -44,15 +61,28 @@ function report(title: string, r: SweepResult): void {
 }
 
 const started = Date.now();
-const sweep = (order: "xs-ota" | "esp-idf") =>
-  powerCutSweep({ table: table.partitions, flashSize: table.flashSize ?? 0x400000, oldImage, newImage, chunk, order, sha256 });
-
-console.log(`image ${newImage.length} bytes written in ${chunk}-byte chunks to ota_1 of partitions/esp32-4mb.csv`);
-const espIdf = sweep("esp-idf");
-report("ESP-IDF's write order (esp_ota_set_boot_partition, esp_ota_mark_app_valid_cancel_rollback)", espIdf);
-console.log(`esp-idf order: ${espIdf.points.length} points, ${espIdf.unbootable} unbootable, ${espIdf.revertedAfterConfirm} reverted-after-confirm`);
-const ours = sweep("xs-ota");
-report("xs-ota's write order (modules/esp-idf/boot-control.ts)", ours);
+const base = { table: table.partitions, flashSize: table.flashSize ?? 0x400000, chunk, sha256 };
+let ours: SweepResult;
+let ok = true;
+if (board === "esp32") {
+  const oldImage = packImage({ version: "1.0.0", payload: payload("1.0.0", 40 * 1024), sha256 });
+  const newImage = packImage({ version: "1.0.1", payload: payload("1.0.1", imageKb * 1024 - 400), sha256 });
+  const sweep = (order: "xs-ota" | "esp-idf") => powerCutSweep({ ...base, oldImage, newImage, order });
+  console.log(`image ${newImage.length} bytes written in ${chunk}-byte chunks to ota_1 of partitions/esp32-4mb.csv`);
+  const espIdf = sweep("esp-idf");
+  report("ESP-IDF's write order (esp_ota_set_boot_partition, esp_ota_mark_app_valid_cancel_rollback)", espIdf);
+  console.log(`esp-idf order: ${espIdf.points.length} points, ${espIdf.unbootable} unbootable, ${espIdf.revertedAfterConfirm} reverted-after-confirm`);
+  ours = sweep("xs-ota");
+  ok = espIdf.unbootable === 0;
+  report("xs-ota's write order (modules/esp-idf/boot-control.ts)", ours);
+} else {
+  const oldImage = payload("1.0.0", 40 * 1024);
+  const newImage = payload("1.0.1", imageKb * 1024);
+  const o: SweepOptions = { ...base, oldImage, newImage, board: afrSweepBoard(oldImage, newImage, nodeDigests), signature: new Uint8Array(71).fill(0x30) };
+  console.log(`raw image ${newImage.length} bytes written in ${chunk}-byte chunks to ota_bank of partitions/nuvoton-m487.csv; the Cloner copies it into APROM`);
+  ours = powerCutSweep(o);
+  report("xs-ota on the @AFRTOS layout (modules/afr-staging/boot-control.ts, hosts/sim/cloner.ts)", ours);
+}
 console.log(`(${((Date.now() - started) / 1000).toFixed(1)} s)`);
 console.log(`power-cut: ${ours.points.length} points, ${ours.unbootable} unbootable, ${ours.revertedAfterConfirm} reverted-after-confirm`);
-process.exitCode = ours.unbootable === 0 && espIdf.unbootable === 0 ? 0 : 1;
+process.exitCode = ours.unbootable === 0 && ok ? 0 : 1;
