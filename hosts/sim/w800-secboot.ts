@@ -18,7 +18,7 @@
  */
 import type { Flash } from "../../modules/ports/flash.ts";
 import { isOtaError } from "../../modules/errors.ts";
-import { W800_2MB_LAYOUT, W800_HEADER_SIZE, W800_RUN_OFFSET, checkHeader, decodeHeader, type W800Layout } from "../../modules/w800/header.ts";
+import { W800_2MB_LAYOUT, W800_HEADER_SIZE, W800_RUN_OFFSET, checkHeader, decodeHeader, sdkCrcOfDigest, type W800Layout } from "../../modules/w800/header.ts";
 import { checkW800Image, isCompressed } from "../../modules/w800/format.ts";
 import { markInstalled, readInstallRecord } from "../../modules/w800/record.ts";
 import { RECORD_PARTITION, RUN_SLOT, STAGING_SLOT, sameImage, stagedId } from "../../modules/w800/boot-control.ts";
@@ -80,6 +80,11 @@ function install(partitions: SimPartitions, layout: W800Layout, log: string[], r
     const h = checkHeader(image, layout, "installed");
     if (image.length !== W800_HEADER_SIZE + h.imgLen) throw new Error(`the image is ${image.length} bytes; its header says ${W800_HEADER_SIZE + h.imgLen}`);
     if (h.version !== outer.version) throw new Error(`the inner image is version '${h.version}', the outer '${outer.version}'`);
+    // Checked before app is touched: a bad inner image must leave the old one running.
+    const crc = nodeDigests.create("crc32");
+    crc.update(image.subarray(W800_HEADER_SIZE));
+    const sum = sdkCrcOfDigest(crc.finish());
+    if (sum !== h.orgChecksum) throw new Error(`org_checksum 0x${h.orgChecksum.toString(16)} does not match the body's CRC 0x${sum.toString(16)}`);
   });
   if (inner !== undefined) return `the image to install: ${inner}`;
   const body = image.subarray(W800_HEADER_SIZE);
