@@ -1,11 +1,15 @@
 /**
- * xs-ota image pack --version V [--secure-version N] [--project NAME] -o OUT.bin BUNDLE.js
+ * xs-ota image pack [--target esp32] --version V [--secure-version N] [--project NAME] -o OUT.bin BUNDLE.js
+ * xs-ota image pack --target w800 [--xz] --version V --payload FILE -o OUT.img
  * xs-ota image info FILE
  *
  * `pack` wraps an app's JavaScript bundle in the ESP32 app image layout the simulator boots
  * (modules/esp-idf/image.ts: header, app descriptor, the bundle as payload, checksum and
  * appended SHA-256). `info` checks a file the way the bootloader checks a slot: verifyImage over
  * an in-memory NOR flash holding the file's bytes (the rest of the last 4 KB block erased, 0xFF).
+ * `--target w800` packs the payload as a W800 image (modules/w800/pack.ts; with --xz, compressed
+ * inside an outer header, cli/w800-image.ts), with partitions/w800-2mb.csv's layout; `info`
+ * recognises a W800 image by its magic and prints its header fields.
  * Exit codes: 0 done / valid, 1 invalid image or I/O error, 2 bad arguments.
  */
 import { createHash } from "node:crypto";
@@ -16,8 +20,12 @@ import { OtaError, isOtaError } from "../modules/errors.ts";
 import { HEADER_SIZE, IMAGE_PREFIX_SIZE, SEGMENT_HEADER_SIZE, packImage, verifyImage } from "../modules/esp-idf/image.ts";
 import { NorFlash } from "../hosts/sim/nor-flash.ts";
 import { nodeDigests } from "../hosts/sim/node-digest.ts";
+import { packW800Image } from "../modules/w800/pack.ts";
+import { isW800Image, packW800Xz, shippedW800Layout, w800Info } from "./w800-image.ts";
 
-const PACK_USAGE = "xs-ota image pack --version V [--secure-version N] [--project NAME] -o OUT.bin BUNDLE.js";
+const PACK_USAGE =
+  "xs-ota image pack [--target esp32] --version V [--secure-version N] [--project NAME] -o OUT.bin BUNDLE.js\n" +
+  "       xs-ota image pack --target w800 [--xz] --version V --payload FILE -o OUT.img";
 const INFO_USAGE = "xs-ota image info FILE";
 const BLOCK = 4096;
 
@@ -50,8 +58,20 @@ function usageError(io: Io, usage: string, message?: string): number {
 }
 
 function pack(args: string[], io: Io): number {
-  const o = parse(args, { "--version": "version", "--secure-version": "secure", "--project": "project", "-o": "out", "--out": "out" }, io, PACK_USAGE);
+  // --xz is a flag; parse() takes options with values, so it is picked out first.
+  const xz = args.includes("--xz");
+  const o = parse(
+    args.filter((a) => a !== "--xz"),
+    { "--version": "version", "--secure-version": "secure", "--project": "project", "-o": "out", "--out": "out", "--target": "target", "--payload": "payload" },
+    io,
+    PACK_USAGE,
+  );
   if (!o) return 2;
+  const target = o.values.target ?? "esp32";
+  if (target === "w800") return packW800(o.values, o.rest, xz, io);
+  if (target !== "esp32") return usageError(io, PACK_USAGE, `--target is esp32 or w800, not '${target}'`);
+  if (xz) return usageError(io, PACK_USAGE, "--xz is for --target w800");
+  if (o.values.payload !== undefined) o.rest.push(o.values.payload);
   const { version, secure, project, out } = o.values;
   if (version === undefined) return usageError(io, PACK_USAGE, "--version is required");
   if (out === undefined) return usageError(io, PACK_USAGE, "-o OUT is required");
@@ -85,11 +105,40 @@ function pack(args: string[], io: Io): number {
   return 0;
 }
 
+function packW800(values: Record<string, string>, rest: string[], xz: boolean, io: Io): number {
+  const { version, out, payload } = values;
+  if (values.secure !== undefined || values.project !== undefined) return usageError(io, PACK_USAGE, "a W800 image has no secure version or project name");
+  if (version === undefined) return usageError(io, PACK_USAGE, "--version is required");
+  if (out === undefined) return usageError(io, PACK_USAGE, "-o OUT is required");
+  if (payload === undefined || rest.length) return usageError(io, PACK_USAGE, payload === undefined ? "--payload FILE is required" : "the payload goes after --payload");
+  const body = readInput(payload, "the payload");
+  let image: Uint8Array;
+  try {
+    const layout = shippedW800Layout();
+    image = xz ? packW800Xz({ version, body, layout }) : packW800Image({ version, body, layout, digests: nodeDigests });
+  } catch (e) {
+    if (isOtaError(e, "bad-argument") || isOtaError(e, "image-too-large")) return usageError(io, PACK_USAGE, e.message);
+    throw e;
+  }
+  try {
+    writeFileSync(out, image);
+  } catch (e) {
+    io.err(`error: ${(e as Error).message}`);
+    return 1;
+  }
+  io.out(`image: ${out}`);
+  io.out(`size: ${image.length} bytes (payload ${body.length} bytes${xz ? ", xz" : ""})`);
+  io.out(`version: ${version}`);
+  io.out(`sha256: ${hex(image)}`);
+  return 0;
+}
+
 function info(args: string[], io: Io): number {
   const o = parse(args, {}, io, INFO_USAGE);
   if (!o) return 2;
   if (o.rest.length !== 1) return usageError(io, INFO_USAGE, o.rest.length ? "one image file, please" : "the image file is missing");
   const bytes = readInput(o.rest[0], "the image");
+  if (isW800Image(bytes)) return w800Info(bytes, io);
   if (bytes.length < IMAGE_PREFIX_SIZE) {
     io.out(`invalid: truncated: an image starts with ${IMAGE_PREFIX_SIZE} bytes of header and descriptor, the file has ${bytes.length}`);
     return 1;

@@ -15,7 +15,7 @@
  *   staging area. Convention here: exactly one partition of type `app` is the run slot (any app
  *   subtype; `factory` reads best), and the staging area is the partition named `app_ota`, of type
  *   `data` (subtype free; our tables use 0x40, the start of the custom range). There is no otadata and
- *   no ESP partition-table region. Auto offsets start at 0, not 0x9000, so staging tables normally
+ *   no ESP partition-table region, and app partitions need only 4 KB alignment, not 64 KB. Auto offsets start at 0, not 0x9000, so staging tables normally
  *   give every offset.
  *
  * Errors are values ({line, message}) so a checker can report all of them at once; line 0 means the
@@ -343,7 +343,9 @@ export function checkPartitionTable(partitions: readonly Partition[], options: C
     const end = p.offset + p.size;
     if (p.size === 0) add(p.line, `'${p.name}' has size 0`);
     else if (p.size % DATA_ALIGN !== 0) add(p.line, `'${p.name}' size ${hex(p.size)} is not a multiple of 0x1000 (one flash sector)`);
-    const align = p.type === PartitionTypes.app ? APP_ALIGN : DATA_ALIGN;
+    // 64 KB is the ESP32 MMU's page; a staging layout's boot runs its image from wherever the
+    // flash map puts it (wm_iot_sdk's W800 app starts at 0xF000), so sectors suffice there.
+    const align = p.type === PartitionTypes.app && layout === "ab" ? APP_ALIGN : DATA_ALIGN;
     if (p.offset % align !== 0) {
       add(p.line, `'${p.name}' offset ${hex(p.offset)} is not aligned to ${hex(align)} (${p.type === PartitionTypes.app ? "app" : "data"} partitions)`);
     }

@@ -290,6 +290,11 @@ export default suite("partition table", (test) => {
     oneError(errors, 5, "ota_1", "0x118000", "0x10000");
   });
 
+  test("check: a staging layout's app partition needs only 4 KB alignment", () => {
+    deepEqual(check(edit(STAGING, 4, "app,     app,  factory, 0xD1000, 0x10F000")), []);
+    oneError(check(edit(STAGING, 4, "app,     app,  factory, 0xD0800, 0x10F000")), 4, "app", "0xd0800", "0x1000");
+  });
+
   test("check: data offset not 4 KB aligned", () => {
     const errors = check(edit(AB, 3, "phy_init, data, phy, 0xf800, 0x800"));
     // 0x800 is also not a whole sector: two separate errors on the same line.
