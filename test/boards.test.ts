@@ -45,10 +45,10 @@ async function firmware(board: BoardName, version: string, entry = DEMO_APP.pass
   return out;
 }
 
-async function device(board: BoardName, thing: string, image: string): Promise<{ d: SimulatedDevice; events: DeviceEvent[] }> {
+async function device(board: BoardName, thing: string, image: string, key = publicPem): Promise<{ d: SimulatedDevice; events: DeviceEvent[] }> {
   const dir = join(work, thing);
   flashDevice(dir, new Uint8Array(readFileSync(image)), { board });
-  const d = new SimulatedDevice({ dir, thing, brokerUrl: cloud.urls.mqtt, keys: { [SIGNER_LABEL]: publicPem }, config: { ca: cloud.caCert }, crashDelay: 50 });
+  const d = new SimulatedDevice({ dir, thing, brokerUrl: cloud.urls.mqtt, keys: { [SIGNER_LABEL]: key }, config: { ca: cloud.caCert }, crashDelay: 50 });
   const events: DeviceEvent[] = [];
   d.on("event", (e) => events.push(e));
   devices.push(d);
@@ -87,5 +87,52 @@ describe("a simulated Nuvoton M487 (@AFRTOS staging, Cloner)", () => {
     expect(status("nu-job-2", "nu-2")?.status).toBe("FAILED");
     expect(d.version).toBe("1.0.0");
     expect(events.flatMap((e) => (e.type === "boot" ? [e.version] : []))).toEqual(["1.0.0", "1.0.2", "1.0.0"]);
+  });
+});
+
+describe("a simulated W800 (wm_iot_sdk header, app_ota staging, secboot)", () => {
+  it("an image signed by another key is staged but never installed: FAILED, and the old firmware runs on", async () => {
+    const other = writeSigningKeys(join(work, "other-key"));
+    const { d, events } = await device("w800", "w8-3", await firmware("w800", "1.0.0"), other.publicPem);
+    await until(() => logged(events, /^app 1\.0\.0 running/), "the app to start", events);
+    await createJob({ thing: "w8-3", file: await firmware("w800", "1.0.1"), protocol: "http", jobId: "w8-badsig" });
+    await until(() => terminal(status("w8-badsig", "w8-3")?.status), "the job to end", events);
+    expect(status("w8-badsig", "w8-3")?.status).toBe("FAILED");
+    expect(JSON.stringify(status("w8-badsig", "w8-3")?.statusDetails)).toMatch(/signature/);
+    const flash = readFileSync(join(work, "w8-3", "flash.bin"));
+    expect(flash.subarray(0x1df000, 0x1e0000).every((b) => b === 0xff), "no install record").toBe(true);
+    expect(d.version).toBe("1.0.0");
+    expect(events.filter((e) => e.type === "boot")).toHaveLength(1);
+  });
+
+  it("takes an AWS job over HTTPS with an XZ image: checked, staged, decompressed by secboot, confirmed, SUCCEEDED", async () => {
+    const { d, events } = await device("w800", "w8-1", await firmware("w800", "1.0.0"));
+    await until(() => logged(events, /^app 1\.0\.0 running/), "the app to start", events);
+    const xz = join(work, "w800-1.0.1-xz.img");
+    await buildFirmware({ entry: DEMO_APP.passes, version: "1.0.1", out: xz, board: "w800", xz: true });
+    await createJob({ thing: "w8-1", file: xz, protocol: "http", jobId: "w8-job-1" });
+    await until(() => terminal(status("w8-job-1", "w8-1")?.status), "the job to end", events);
+    expect(status("w8-job-1", "w8-1")?.status).toBe("SUCCEEDED");
+    await until(() => d.bootInfo()?.state === "valid", "the confirm", events);
+    expect(d.version).toBe("1.0.1");
+    const boots = events.flatMap((e) => (e.type === "boot" ? [e] : []));
+    expect(boots.map((b) => b.version)).toEqual(["1.0.0", "1.0.1"]);
+    expect(boots[1]?.bootloader).toEqual(expect.arrayContaining(["unxz...", "unxz succeed"]));
+  });
+
+  it("refuses an image of the version it runs before writing a byte, and a failed self-test keeps the image it cannot go back from", async () => {
+    const { d, events } = await device("w800", "w8-2", await firmware("w800", "1.0.0"));
+    await until(() => logged(events, /^app 1\.0\.0 running/), "the app to start", events);
+    await createJob({ thing: "w8-2", file: await firmware("w800", "1.0.0"), protocol: "http", jobId: "w8-same" });
+    await until(() => terminal(status("w8-same", "w8-2")?.status), "the same-version job to end", events);
+    expect(status("w8-same", "w8-2")?.status).toBe("FAILED");
+    expect(JSON.stringify(status("w8-same", "w8-2")?.statusDetails)).toMatch(/already running/);
+    const flash = readFileSync(join(work, "w8-2", "flash.bin"));
+    expect(flash.subarray(0x131000, 0x132000).every((b) => b === 0xff), "app_ota untouched").toBe(true);
+    await createJob({ thing: "w8-2", file: await firmware("w800", "1.0.2", DEMO_APP.fails), protocol: "http", jobId: "w8-fails" });
+    await until(() => terminal(status("w8-fails", "w8-2")?.status), "the failing job to end", events);
+    expect(status("w8-fails", "w8-2")?.status).toBe("FAILED");
+    expect(JSON.stringify(status("w8-fails", "w8-2")?.statusDetails)).toMatch(/keeps no previous image, so 1\.0\.2 stays running/);
+    expect(d.version).toBe("1.0.2");
   });
 });

@@ -10,6 +10,11 @@ import { packImage } from "../../modules/esp-idf/image.ts";
 import { bundleFile } from "./bundle.ts";
 import { sha256 } from "./board.ts";
 import { rawAppImage } from "./raw-app.ts";
+import { nodeDigests } from "./node-digest.ts";
+import { xzCompress } from "./xz.ts";
+import { packW800Image } from "../../modules/w800/pack.ts";
+import { w800Layout } from "../../modules/w800/header.ts";
+import { loadTable, boardSpec } from "./board.ts";
 import type { BoardName } from "./layouts.ts";
 
 /** The demo app's entries (hosts/sim/apps). */
@@ -29,6 +34,8 @@ export interface FirmwareOptions {
   padTo?: number;
   /** The board whose image format to pack (default esp32). */
   board?: BoardName;
+  /** W800: XZ-compress the image inside an outer header, as the SDK's OTA images are. */
+  xz?: boolean;
 }
 
 /** Builds the image and returns its bytes (also written to `out`). */
@@ -36,7 +43,14 @@ export async function buildFirmware(o: FirmwareOptions): Promise<Uint8Array> {
   let script = await bundleFile(o.entry, { minify: true });
   if (o.padTo !== undefined) script = `${script}\n/*${"x".repeat(Math.max(0, o.padTo - script.length - 1200))}*/`;
   const board = o.board ?? "esp32";
-  const image = board === "nuvoton" ? rawAppImage(o.version, script) : packImage({ version: o.version, projectName: o.projectName, payload: new TextEncoder().encode(script), sha256 });
+  const payload = new TextEncoder().encode(script);
+  let image: Uint8Array;
+  if (board === "nuvoton") image = rawAppImage(o.version, script);
+  else if (board === "w800") {
+    const layout = w800Layout(loadTable(boardSpec("w800").defaultTable).partitions);
+    const inner = packW800Image({ version: o.version, body: payload, layout, digests: nodeDigests });
+    image = o.xz ? packW800Image({ version: o.version, body: xzCompress(inner), compressType: 1, layout, digests: nodeDigests }) : inner;
+  } else image = packImage({ version: o.version, projectName: o.projectName, payload, sha256 });
   writeFileSync(o.out, image);
   return image;
 }

@@ -15,11 +15,14 @@ import { OtadataBootControl } from "../../modules/esp-idf/boot-control.ts";
 import { espIdfFormat } from "../../modules/esp-idf/format.ts";
 import { AfrStagingBootControl } from "../../modules/afr-staging/boot-control.ts";
 import { afrStagingFormat } from "../../modules/afr-staging/format.ts";
+import { W800BootControl } from "../../modules/w800/boot-control.ts";
+import { w800Format } from "../../modules/w800/format.ts";
+import { w800Layout } from "../../modules/w800/header.ts";
 import type { PartitionExtent, SimPartitions } from "./partitions.ts";
 
-export type BoardName = "esp32" | "nuvoton";
+export type BoardName = "esp32" | "w800" | "nuvoton";
 
-export const BOARD_NAMES: readonly BoardName[] = Object.freeze(["esp32", "nuvoton"]);
+export const BOARD_NAMES: readonly BoardName[] = Object.freeze(["esp32", "w800", "nuvoton"]);
 
 export interface Layout {
   /** The image format the board's bootloader reads. */
@@ -31,6 +34,7 @@ export interface Layout {
 
 const LAYOUTS: Record<BoardName, Layout> = {
   esp32: { format: () => espIdfFormat, boot: (p) => new OtadataBootControl(p), firstSlot: "ota_0" },
+  w800: { format: (table) => w800Format(w800Layout(table)), boot: (p) => new W800BootControl(p, w800Layout(p.table)), firstSlot: "app" },
   nuvoton: { format: () => afrStagingFormat, boot: (p) => new AfrStagingBootControl(p), firstSlot: "aprom" },
 };
 
