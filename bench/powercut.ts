@@ -17,6 +17,10 @@ import { parsePartitionCsv } from "../modules/esp-idf/partition-table.ts";
 import { packImage } from "../modules/esp-idf/image.ts";
 import { powerCutSweep, type SweepResult, type SweepOptions } from "../hosts/sim/power-cut.ts";
 import { afrSweepBoard } from "../hosts/sim/afr-power-cut.ts";
+import { w800SweepBoard } from "../hosts/sim/w800-power-cut.ts";
+import { packW800Image } from "../modules/w800/pack.ts";
+import { w800Layout } from "../modules/w800/header.ts";
+import { xzCompress } from "../hosts/sim/xz.ts";
 import { nodeDigests } from "../hosts/sim/node-digest.ts";
 
 function option(name: string, fallback: number): number {
@@ -61,13 +65,14 @@ function report(title: string, r: SweepResult): void {
 }
 
 const started = Date.now();
-const base = { table: table.partitions, flashSize: table.flashSize ?? 0x400000, chunk, sha256 };
+const base = { table: table.partitions, flashSize: table.flashSize ?? 0x400000, chunk, sha256, digests: nodeDigests };
 let ours: SweepResult;
 let ok = true;
+let lastOptions: SweepOptions | undefined;
 if (board === "esp32") {
   const oldImage = packImage({ version: "1.0.0", payload: payload("1.0.0", 40 * 1024), sha256 });
   const newImage = packImage({ version: "1.0.1", payload: payload("1.0.1", imageKb * 1024 - 400), sha256 });
-  const sweep = (order: "xs-ota" | "esp-idf") => powerCutSweep({ ...base, oldImage, newImage, order });
+  const sweep = (order: "xs-ota" | "esp-idf") => powerCutSweep((lastOptions = { ...base, oldImage, newImage, order }));
   console.log(`image ${newImage.length} bytes written in ${chunk}-byte chunks to ota_1 of partitions/esp32-4mb.csv`);
   const espIdf = sweep("esp-idf");
   report("ESP-IDF's write order (esp_ota_set_boot_partition, esp_ota_mark_app_valid_cancel_rollback)", espIdf);
@@ -75,14 +80,37 @@ if (board === "esp32") {
   ours = sweep("xs-ota");
   ok = espIdf.unbootable === 0;
   report("xs-ota's write order (modules/esp-idf/boot-control.ts)", ours);
+} else if (board === "w800") {
+  const layout = w800Layout(table.partitions);
+  const pack = (version: string, body: Uint8Array, xz: boolean) => {
+    const inner = packW800Image({ version, body, layout, digests: nodeDigests });
+    return xz ? packW800Image({ version, body: xzCompress(inner), compressType: 1, layout, digests: nodeDigests }) : inner;
+  };
+  // Code compresses; random bytes would not. Half the body repeats, as code and data do.
+  const body = (version: string, bytes: number) => {
+    const out = payload(version, bytes);
+    out.copyWithin(bytes >> 1, 0, bytes >> 1);
+    return out;
+  };
+  const oldImage = pack("1.0.0", body("1.0.0", 40 * 1024), false);
+  const newImage = pack("1.0.1", body("1.0.1", imageKb * 1024), true);
+  console.log(`XZ image ${newImage.length} bytes (${imageKb * 1024} bytes of body inside) written in ${chunk}-byte chunks to app_ota of partitions/w800-2mb.csv; secboot decompresses it into app`);
+  ours = powerCutSweep((lastOptions = { ...base, oldImage, newImage, board: w800SweepBoard(oldImage, newImage, layout) }));
+  report("xs-ota on the W800 layout (modules/w800/boot-control.ts, hosts/sim/w800-secboot.ts)", ours);
 } else {
   const oldImage = payload("1.0.0", 40 * 1024);
   const newImage = payload("1.0.1", imageKb * 1024);
   const o: SweepOptions = { ...base, oldImage, newImage, board: afrSweepBoard(oldImage, newImage, nodeDigests), signature: new Uint8Array(71).fill(0x30) };
   console.log(`raw image ${newImage.length} bytes written in ${chunk}-byte chunks to ota_bank of partitions/nuvoton-m487.csv; the Cloner copies it into APROM`);
-  ours = powerCutSweep(o);
+  ours = powerCutSweep((lastOptions = o));
   report("xs-ota on the @AFRTOS layout (modules/afr-staging/boot-control.ts, hosts/sim/cloner.ts)", ours);
 }
+// The same cycle with a self-test that fails: what each layout falls back to, under every cut.
+if (!lastOptions) throw new Error("no sweep ran");
+const failing = powerCutSweep({ ...lastOptions, selfTest: "fails" });
+const falls = failing.fallback === "old" ? "the old image" : "the new image, which stays (no previous image is kept)";
+console.log(`self-test fails: ${failing.points.length} points, ${failing.unbootable} unbootable; falls back to ${falls}`);
+ok &&= failing.unbootable === 0;
 console.log(`(${((Date.now() - started) / 1000).toFixed(1)} s)`);
 console.log(`power-cut: ${ours.points.length} points, ${ours.unbootable} unbootable, ${ours.revertedAfterConfirm} reverted-after-confirm`);
 process.exitCode = ours.unbootable === 0 && ok ? 0 : 1;

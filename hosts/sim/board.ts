@@ -25,11 +25,8 @@ import { nodeDigests } from "./node-digest.ts";
 import { espImageCheck, runBootloader, type BootOutcome, type ImageCheck } from "./bootloader.ts";
 import { layoutOf, type BoardName } from "./layouts.ts";
 import { runCloner } from "./cloner.ts";
-import { runW800Secboot, w800Program } from "./w800-secboot.ts";
-import { isCompressed } from "../../modules/w800/format.ts";
-import { xzDecompress } from "./xz.ts";
-import { RUN_SLOT as W800_RUN_SLOT } from "../../modules/w800/boot-control.ts";
-import { W800_HEADER_SIZE, W800_RUN_OFFSET, decodeHeader, w800Layout } from "../../modules/w800/header.ts";
+import { runW800Secboot, w800Program, writeW800Factory } from "./w800-secboot.ts";
+import { w800Layout } from "../../modules/w800/header.ts";
 import { rawAppProgram } from "./raw-app.ts";
 import { DESCRIPTOR_PARTITION, RUN_SLOT, writeDescriptor } from "../../modules/afr-staging/boot-control.ts";
 import { FLAGS, encodeDescriptor, makeDescriptor } from "../../modules/afr-staging/descriptor.ts";
@@ -93,19 +90,7 @@ const w800: BoardSpec = {
   name: "w800",
   defaultTable: fileURLToPath(new URL("../../partitions/w800-2mb.csv", import.meta.url)),
   tableInFlash: false,
-  factory(sim, image) {
-    // As the flasher writes a firmware: the (inner) header at app + 0, the body at img_addr.
-    const header = decodeHeader(image);
-    const inner = isCompressed(header) ? xzDecompress(image.subarray(W800_HEADER_SIZE, W800_HEADER_SIZE + header.imgLen)) : image;
-    const run = decodeHeader(inner);
-    const app = sim.open(W800_RUN_SLOT);
-    const end = W800_RUN_OFFSET + run.imgLen;
-    if (end > app.status().size) throw new OtaError("bad-argument", `the image (${end} bytes from app's start) does not fit app (${app.status().size} bytes)`);
-    const writer = new ImageWriter(app, end);
-    writer.write(inner.subarray(0, W800_HEADER_SIZE));
-    writer.write(new Uint8Array(W800_RUN_OFFSET - W800_HEADER_SIZE).fill(0xff));
-    writer.write(inner.subarray(W800_HEADER_SIZE, W800_HEADER_SIZE + run.imgLen));
-  },
+  factory: (sim, image) => writeW800Factory(sim, image),
   bootloader: (sim) => runW800Secboot(sim, { layout: w800Layout(sim.table) }),
   program(sim) {
     const { version, body } = w800Program(sim, w800Layout(sim.table));

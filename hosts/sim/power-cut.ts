@@ -16,6 +16,7 @@ import { OtaError, isOtaError } from "../../modules/errors.ts";
 import { ImageWriter } from "../../modules/storage/image-writer.ts";
 import { OtadataBootControl, type WriteOrder } from "../../modules/esp-idf/boot-control.ts";
 import { espIdfFormat } from "../../modules/esp-idf/format.ts";
+import { nobleDigests } from "../../modules/verify/noble-digest.ts";
 import { NorFlash, type Tear } from "./nor-flash.ts";
 import { SimPartitions, type PartitionExtent } from "./partitions.ts";
 import { espImageCheck, runBootloader } from "./bootloader.ts";
@@ -46,10 +47,17 @@ export interface SweepOptions {
   chunk: number;
   order?: WriteOrder;
   sha256: () => Digest;
+  /** What the format's check hashes with (default @noble's, which runs everywhere). */
+  digests?: DigestFactory;
   /** The board; by default ESP-IDF A/B with otadata (in `order`). */
   board?: SweepBoard;
   /** The job's signature bytes, handed to `select` (an @AFRTOS trailer keeps them). */
   signature?: Uint8Array;
+  /**
+   * The new image's self-test verdict (default "passes": it confirms). "fails": it rejects
+   * itself, and the cycle ends on what the layout falls back to.
+   */
+  selfTest?: "passes" | "fails";
 }
 
 export interface CutPoint {
@@ -60,6 +68,8 @@ export interface CutPoint {
 }
 
 export interface SweepResult {
+  /** What a failed self-test falls back to ("fails" sweeps): the old image, or the new one where the layout keeps none. */
+  fallback?: Outcome;
   operations: number;
   points: CutPoint[];
   unbootable: number;
@@ -87,7 +97,7 @@ export function espSweepBoard(sha256: () => Digest, order?: WriteOrder): SweepBo
 
 export function powerCutSweep(o: SweepOptions): SweepResult {
   const board = o.board ?? espSweepBoard(o.sha256, o.order);
-  const digests: DigestFactory = { create: () => o.sha256() };
+  const digests: DigestFactory = o.digests ?? nobleDigests;
   const device = (data: Uint8Array): Device => {
     const flash = new NorFlash({ size: o.flashSize, data });
     const partitions = new SimPartitions(flash, o.table, board.firstSlot);
@@ -107,6 +117,8 @@ export function powerCutSweep(o: SweepOptions): SweepResult {
   const base = factory.flash.data;
   const newSlot = factory.boot.info().updateSlot;
 
+  const fails = o.selfTest === "fails";
+  let fallback: Outcome | undefined;
   const phases: [Phase, number][] = [];
   const cycle = (d: Device) => {
     const mark = (phase: Phase) => phases.push([phase, d.flash.operations]);
@@ -120,6 +132,13 @@ export function powerCutSweep(o: SweepOptions): SweepResult {
     mark("first boot");
     if (board.identify(d.partitions, start(d)) !== "new") throw new OtaError("boot-state", "the selected image did not start");
     mark("confirm");
+    if (fails) {
+      const expected: Outcome = d.boot.reject() ? "old" : "new";
+      fallback ??= expected;
+      mark("next boot");
+      if (board.identify(d.partitions, start(d)) !== expected) throw new OtaError("boot-state", `a rejected image did not end on the ${expected} one`);
+      return;
+    }
     d.boot.confirm();
     mark("next boot");
     if (board.identify(d.partitions, start(d)) !== "new") throw new OtaError("boot-state", "the confirmed image did not start again");
@@ -153,7 +172,7 @@ export function powerCutSweep(o: SweepOptions): SweepResult {
       d.flash.powerOn();
       // A clean cut at n leaves the state after operation n - 1: that is the phase it belongs to.
       const phase = tear === "none" ? phaseOf(n - 1) : phaseOf(n);
-      points.push({ operation: n, tear, phase, outcome: settle(d, board, start) });
+      points.push({ operation: n, tear, phase, outcome: settle(d, board, start, fails) });
     }
   }
 
@@ -164,10 +183,11 @@ export function powerCutSweep(o: SweepOptions): SweepResult {
     byPhase[p.phase][p.outcome]++;
   }
   return {
+    fallback,
     operations,
     points,
     unbootable: points.filter((p) => p.outcome === "unbootable").length,
-    revertedAfterConfirm: points.filter((p) => (p.phase === "confirm" || p.phase === "next boot") && p.outcome === "old").length,
+    revertedAfterConfirm: fails ? 0 : points.filter((p) => (p.phase === "confirm" || p.phase === "next boot") && p.outcome === "old").length,
     byPhase,
   };
 }
@@ -183,13 +203,16 @@ function tearsFor(kind: "erase" | "write", length: number): Tear[] {
 
 /**
  * After a cut: restart and run as the firmware would. The new image on trial confirms (its
- * self-test passes); the old image leaves the boot data alone. Two more restarts check it stays.
+ * self-test passes) or rejects itself (`fails`); the old image leaves the boot data alone. Two
+ * more restarts check it stays.
  */
-function settle(d: Device, board: SweepBoard, start: (d: Device) => string): Outcome {
+function settle(d: Device, board: SweepBoard, start: (d: Device) => string, fails: boolean): Outcome {
   try {
     let slot = start(d);
-    if (board.identify(d.partitions, slot) === "new" && d.boot.info().state !== "valid") {
-      d.boot.confirm();
+    const state = d.boot.info().state;
+    if (board.identify(d.partitions, slot) === "new" && (fails ? state === "pending" : state !== "valid")) {
+      if (fails) d.boot.reject();
+      else d.boot.confirm();
       slot = start(d);
     }
     const outcome = board.identify(d.partitions, slot);

@@ -17,7 +17,8 @@
  * Synchronous, like hosts/sim/bootloader.ts (XZ through hosts/sim/xz.ts). Node only.
  */
 import type { Flash } from "../../modules/ports/flash.ts";
-import { isOtaError } from "../../modules/errors.ts";
+import { OtaError, isOtaError } from "../../modules/errors.ts";
+import { ImageWriter } from "../../modules/storage/image-writer.ts";
 import { W800_2MB_LAYOUT, W800_HEADER_SIZE, W800_RUN_OFFSET, checkHeader, decodeHeader, sdkCrcOfDigest, type W800Layout } from "../../modules/w800/header.ts";
 import { checkW800Image, isCompressed } from "../../modules/w800/format.ts";
 import { markInstalled, readInstallRecord } from "../../modules/w800/record.ts";
@@ -128,4 +129,21 @@ export function w800Program(partitions: SimPartitions, layout: W800Layout = W800
   const app = partitions.open(RUN_SLOT);
   const header = checkW800Image(app, layout, "installed", nodeDigests);
   return { version: header.version, body: new Uint8Array(app.read(header.imgLen, W800_RUN_OFFSET)) };
+}
+
+/**
+ * Factory programming, as the flasher writes a firmware: the (inner, for an XZ image) header at
+ * app + 0 and its body at img_addr (app + 0x400), the rest of app erased.
+ */
+export function writeW800Factory(partitions: SimPartitions, image: Uint8Array): void {
+  const header = decodeHeader(image.subarray(0, W800_HEADER_SIZE));
+  const inner = isCompressed(header) ? xzDecompress(image.subarray(W800_HEADER_SIZE, W800_HEADER_SIZE + header.imgLen)) : image;
+  const run = decodeHeader(inner.subarray(0, W800_HEADER_SIZE));
+  const app = partitions.open(RUN_SLOT);
+  const end = W800_RUN_OFFSET + run.imgLen;
+  if (end > app.status().size) throw new OtaError("bad-argument", `the image (${end} bytes from app's start) does not fit app (${app.status().size} bytes)`);
+  const writer = new ImageWriter(app, end);
+  writer.write(inner.subarray(0, W800_HEADER_SIZE));
+  writer.write(new Uint8Array(W800_RUN_OFFSET - W800_HEADER_SIZE).fill(0xff));
+  writer.write(inner.subarray(W800_HEADER_SIZE, W800_HEADER_SIZE + run.imgLen));
 }
