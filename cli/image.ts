@@ -1,6 +1,7 @@
 /**
  * xs-ota image pack [--target esp32] --version V [--secure-version N] [--project NAME] -o OUT.bin BUNDLE.js
  * xs-ota image pack --target w800 [--xz] --version V --payload FILE -o OUT.img
+ * xs-ota image pack --target nuvoton --version V -o OUT.bin BUNDLE.js
  * xs-ota image info FILE
  *
  * `pack` wraps an app's JavaScript bundle in the ESP32 app image layout the simulator boots
@@ -9,7 +10,9 @@
  * an in-memory NOR flash holding the file's bytes (the rest of the last 4 KB block erased, 0xFF).
  * `--target w800` packs the payload as a W800 image (modules/w800/pack.ts; with --xz, compressed
  * inside an outer header, cli/w800-image.ts), with partitions/w800-2mb.csv's layout; `info`
- * recognises a W800 image by its magic and prints its header fields.
+ * recognises a W800 image by its magic and prints its header fields. `--target nuvoton` makes
+ * the simulator's raw app for the Nuvoton board (hosts/sim/raw-app.ts): a real Mbed binary has
+ * no header, so its version rides in the program's first line.
  * Exit codes: 0 done / valid, 1 invalid image or I/O error, 2 bad arguments.
  */
 import { createHash } from "node:crypto";
@@ -22,10 +25,13 @@ import { NorFlash } from "../hosts/sim/nor-flash.ts";
 import { nodeDigests } from "../hosts/sim/node-digest.ts";
 import { packW800Image } from "../modules/w800/pack.ts";
 import { isW800Image, packW800Xz, shippedW800Layout, w800Info } from "./w800-image.ts";
+import { rawAppImage, rawAppVersion } from "../hosts/sim/raw-app.ts";
+import { utf8Decode } from "../modules/codec/utf8.ts";
 
 const PACK_USAGE =
   "xs-ota image pack [--target esp32] --version V [--secure-version N] [--project NAME] -o OUT.bin BUNDLE.js\n" +
-  "       xs-ota image pack --target w800 [--xz] --version V --payload FILE -o OUT.img";
+  "       xs-ota image pack --target w800 [--xz] --version V --payload FILE -o OUT.img\n" +
+  "       xs-ota image pack --target nuvoton --version V -o OUT.bin BUNDLE.js";
 const INFO_USAGE = "xs-ota image info FILE";
 const BLOCK = 4096;
 
@@ -69,8 +75,9 @@ function pack(args: string[], io: Io): number {
   if (!o) return 2;
   const target = o.values.target ?? "esp32";
   if (target === "w800") return packW800(o.values, o.rest, xz, io);
-  if (target !== "esp32") return usageError(io, PACK_USAGE, `--target is esp32 or w800, not '${target}'`);
+  if (target !== "esp32" && target !== "nuvoton") return usageError(io, PACK_USAGE, `--target is esp32, w800 or nuvoton, not '${target}'`);
   if (xz) return usageError(io, PACK_USAGE, "--xz is for --target w800");
+  if (target === "nuvoton") return packRaw(o.values, o.rest, io);
   if (o.values.payload !== undefined) o.rest.push(o.values.payload);
   const { version, secure, project, out } = o.values;
   if (version === undefined) return usageError(io, PACK_USAGE, "--version is required");
@@ -101,6 +108,34 @@ function pack(args: string[], io: Io): number {
   io.out(`size: ${image.length} bytes (bundle ${payload.length} bytes)`);
   io.out(`version: ${version}`);
   io.out(`secure version: ${secureVersion}`);
+  io.out(`sha256: ${hex(image)}`);
+  return 0;
+}
+
+function packRaw(values: Record<string, string>, rest: string[], io: Io): number {
+  const { version, out } = values;
+  if (values.secure !== undefined || values.project !== undefined) return usageError(io, PACK_USAGE, "a raw app has no secure version or project name");
+  if (values.payload !== undefined) rest.push(values.payload);
+  if (version === undefined) return usageError(io, PACK_USAGE, "--version is required");
+  if (out === undefined) return usageError(io, PACK_USAGE, "-o OUT is required");
+  if (rest.length !== 1) return usageError(io, PACK_USAGE, rest.length ? "one bundle file, please" : "the bundle file is missing");
+  const bundle = readInput(rest[0], "the bundle");
+  let image: Uint8Array;
+  try {
+    image = rawAppImage(version, utf8Decode(bundle));
+  } catch (e) {
+    if (isOtaError(e, "bad-argument") || isOtaError(e, "malformed")) return usageError(io, PACK_USAGE, e.message);
+    throw e;
+  }
+  try {
+    writeFileSync(out, image);
+  } catch (e) {
+    io.err(`error: ${(e as Error).message}`);
+    return 1;
+  }
+  io.out(`image: ${out} (raw app for the Nuvoton board)`);
+  io.out(`size: ${image.length} bytes`);
+  io.out(`version: ${version}`);
   io.out(`sha256: ${hex(image)}`);
   return 0;
 }
@@ -139,6 +174,14 @@ function info(args: string[], io: Io): number {
   if (o.rest.length !== 1) return usageError(io, INFO_USAGE, o.rest.length ? "one image file, please" : "the image file is missing");
   const bytes = readInput(o.rest[0], "the image");
   if (isW800Image(bytes)) return w800Info(bytes, io);
+  const raw = rawAppVersion(bytes);
+  if (raw !== undefined) {
+    io.out(`format: raw app (the simulator's stand-in for an Mbed binary; no header, a raw binary's bootloader checks nothing in it)`);
+    io.out(`version: ${raw} (its first line)`);
+    io.out(`length: ${bytes.length} bytes`);
+    io.out(`sha256: ${hex(bytes)}`);
+    return 0;
+  }
   if (bytes.length < IMAGE_PREFIX_SIZE) {
     io.out(`invalid: truncated: an image starts with ${IMAGE_PREFIX_SIZE} bytes of header and descriptor, the file has ${bytes.length}`);
     return 1;

@@ -3,11 +3,15 @@
  *            [--broker URL] [--ca CA.pem] [--cert CERT.pem --cert-key KEY.pem | --certs DIR] [--dir DIR]
  *            [--cloud aws|enos] [--product PK] [--file-base URL] [--file-service URL]
  *            [--device-secret S | --product-secret S] [--until VERSION] [--flash-timing NAME]
+ *            [--board esp32|w800|nuvoton]
  *
- * Simulated ESP32s on the desktop (hosts/sim/device.ts): each has a flash file with the 4 MB
- * partition table and runs the firmware in its booted slot on the XS engine. `--firmware`
- * flashes every device first, as `esptool write_flash` would; without it the devices in DIR
- * carry on from where they were (a download resumes). With `--count N` the things are T-1..T-N.
+ * Simulated boards on the desktop (hosts/sim/device.ts): each has a flash file laid out by its
+ * board's partition table (ESP32: partitions/esp32-4mb.csv; W800: partitions/w800-2mb.csv;
+ * Nuvoton M487: partitions/nuvoton-m487.csv) and runs the firmware its bootloader starts (or
+ * installs) on the XS engine. `--firmware` flashes every device first, as the vendor's flasher
+ * would (the image in the board's format: `xs-ota image pack --target ...`), with `--board`
+ * saying which board (default esp32); without it the devices in DIR carry on from where they were
+ * (a download resumes) on the board they were flashed as. With `--count N` the things are T-1..T-N.
  * `--cloud enos` makes EnOS devices (product PK, device key = thing name) that resolve the
  * relative fileUrl of an upgrade against `--file-base` (the cloud's EnOS file endpoint). With
  * `--device-secret` (or `--product-secret`: securemode 3) they log in as EnOS devices do, and with
@@ -36,6 +40,7 @@ import type { Io } from "./main.ts";
 import { waitForSignal } from "./signals.ts";
 import { flashDevice } from "../hosts/sim/board.ts";
 import { FLASH_TIMINGS, type FlashTiming } from "../hosts/sim/flash-timing.ts";
+import { BOARD_NAMES, isBoardName, type BoardName } from "../hosts/sim/layouts.ts";
 import { SimulatedDevice, type DeviceEvent } from "../hosts/sim/device.ts";
 import type { SimCloud } from "../hosts/sim/xs/host.ts";
 import { SIGNER_LABEL, DEFAULT_MQTT_PORT } from "../cloud/server.ts";
@@ -45,6 +50,7 @@ const USAGE = [
   "                  [--broker URL] [--ca CA.pem] [--cert CERT.pem --cert-key KEY.pem | --certs DIR] [--dir DIR]",
   "                  [--cloud aws|enos] [--product PK] [--file-base URL] [--file-service URL]",
   "                  [--device-secret S | --product-secret S] [--until VERSION] [--flash-timing esp32]",
+  "                  [--board esp32|w800|nuvoton]",
 ];
 const DEFAULT_CA = ".xs-ota-cloud/tls/ca.pem";
 const MAX_COUNT = 200;
@@ -72,6 +78,8 @@ export interface SimOptions {
   until?: string;
   /** Flash erase/program times (hosts/sim/flash-timing.ts); none by default. */
   flashTiming?: FlashTiming;
+  /** The board `--firmware` flashes (hosts/sim/layouts.ts). */
+  board: BoardName;
 }
 
 export interface SimCommandHooks {
@@ -80,7 +88,7 @@ export interface SimCommandHooks {
 }
 
 function parse(args: string[]): SimOptions | string {
-  const o: SimOptions = { thing: "", count: 1, keys: {}, allowUnsigned: false, broker: `mqtt://127.0.0.1:${DEFAULT_MQTT_PORT}`, dir: ".xs-ota-sim", cloud: "aws", product: "xsota" };
+  const o: SimOptions = { thing: "", count: 1, keys: {}, allowUnsigned: false, broker: `mqtt://127.0.0.1:${DEFAULT_MQTT_PORT}`, dir: ".xs-ota-sim", cloud: "aws", product: "xsota", board: "esp32" };
   for (let i = 0; i < args.length; i++) {
     const a = args[i] ?? "";
     if (a === "--allow-unsigned") {
@@ -129,6 +137,9 @@ function parse(args: string[]): SimOptions | string {
       const t = FLASH_TIMINGS[v];
       if (t === undefined) return `--flash-timing takes ${Object.keys(FLASH_TIMINGS).join(", ")}, got ${v}`;
       o.flashTiming = t;
+    } else if (a === "--board") {
+      if (!isBoardName(v)) return `--board takes ${BOARD_NAMES.join(", ")}, got ${v}`;
+      o.board = v;
     }
     else return `unknown option ${a}`;
   }
@@ -192,7 +203,7 @@ export async function simCommand(args: string[], io: Io, hooks: SimCommandHooks 
       const image = readInput(o.firmware, "the firmware");
       for (const thing of things) {
         try {
-          flashDevice(join(o.dir, thing), image);
+          flashDevice(join(o.dir, thing), image, { board: o.board });
         } catch (e) {
           throw new Error(`cannot flash ${o.firmware}: ${e instanceof Error ? e.message : String(e)}`);
         }

@@ -15,9 +15,10 @@ import { flashDevice } from "../hosts/sim/board.ts";
 import { SimulatedDevice, type DeviceEvent } from "../hosts/sim/device.ts";
 import type { BoardName } from "../hosts/sim/layouts.ts";
 import { startCloud, SIGNER_LABEL, type Cloud } from "../cloud/server.ts";
+import { runCliLines } from "./support/cli.ts";
 
 const work = mkdtempSync(join(tmpdir(), "xs-ota-boards-"));
-const { privatePath: keyPath, publicPem } = writeSigningKeys(work);
+const { privatePath: keyPath, publicPath, publicPem } = writeSigningKeys(work);
 let cloud: Cloud;
 const devices: SimulatedDevice[] = [];
 
@@ -134,5 +135,34 @@ describe("a simulated W800 (wm_iot_sdk header, app_ota staging, secboot)", () =>
     expect(status("w8-fails", "w8-2")?.status).toBe("FAILED");
     expect(JSON.stringify(status("w8-fails", "w8-2")?.statusDetails)).toMatch(/keeps no previous image, so 1\.0\.2 stays running/);
     expect(d.version).toBe("1.0.2");
+  });
+});
+
+describe("xs-ota sim --board and xs-ota image pack --target, as a user runs them", () => {
+  it("bundle, image pack --target w800 --xz, sim --board w800 --until 1.0.1: the command-line path of a W800 update", async () => {
+    const js = join(work, "demo.js");
+    expect((await runCliLines(["bundle", DEMO_APP.passes, "-o", js])).code).toBe(0);
+    const v100 = join(work, "cli-w800-1.0.0.img");
+    const v101 = join(work, "cli-w800-1.0.1.img");
+    expect((await runCliLines(["image", "pack", "--target", "w800", "--version", "1.0.0", "--payload", js, "-o", v100])).code).toBe(0);
+    const packed = await runCliLines(["image", "pack", "--target", "w800", "--xz", "--version", "1.0.1", "--payload", js, "-o", v101]);
+    expect(packed.code, packed.err.join("\n")).toBe(0);
+    const run = runCliLines(["sim", "--board", "w800", "--thing", "w8-cli", "--firmware", v100, "--key", publicPath, "--broker", cloud.urls.mqtt, "--ca", cloud.caPath, "--dir", join(work, "cli-sim"), "--until", "1.0.1"]);
+    const start = Date.now();
+    while (!cloud.jobs.log.some((l) => l.thing === "w8-cli")) {
+      if (Date.now() - start > 20_000) throw new Error("the simulated W800 never asked for a job");
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    await createJob({ thing: "w8-cli", file: v101, protocol: "http", jobId: "w8-cli" });
+    const r = await run;
+    expect(r.code, [...r.out, ...r.err].join("\n")).toBe(0);
+    expect(r.out.at(-1)).toMatch(/^1 on 1\.0\.1; 1 updated, 0 halted, [\d.]+ s$/);
+    expect(status("w8-cli", "w8-cli")?.status).toBe("SUCCEEDED");
+  });
+
+  it("sim --board names the boards it knows", async () => {
+    const r = await runCliLines(["sim", "--board", "stm32", "--allow-unsigned"]);
+    expect(r.code).toBe(2);
+    expect(r.err.join("\n")).toMatch(/--board takes esp32, w800, nuvoton, got stm32/);
   });
 });
