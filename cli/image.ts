@@ -98,18 +98,7 @@ function pack(args: string[], io: Io): number {
     if (isOtaError(e, "bad-argument")) return usageError(io, PACK_USAGE, e.message);
     throw e;
   }
-  try {
-    writeFileSync(out, image);
-  } catch (e) {
-    io.err(`error: ${(e as Error).message}`);
-    return 1;
-  }
-  io.out(`image: ${out}`);
-  io.out(`size: ${image.length} bytes (bundle ${payload.length} bytes)`);
-  io.out(`version: ${version}`);
-  io.out(`secure version: ${secureVersion}`);
-  io.out(`sha256: ${hex(image)}`);
-  return 0;
+  return written(io, out, image, [`image: ${out}`, `size: ${image.length} bytes (bundle ${payload.length} bytes)`, `version: ${version}`, `secure version: ${secureVersion}`]);
 }
 
 function packRaw(values: Record<string, string>, rest: string[], io: Io): number {
@@ -127,15 +116,18 @@ function packRaw(values: Record<string, string>, rest: string[], io: Io): number
     if (isOtaError(e, "bad-argument") || isOtaError(e, "malformed")) return usageError(io, PACK_USAGE, e.message);
     throw e;
   }
+  return written(io, out, image, [`image: ${out} (raw app for the Nuvoton board)`, `size: ${image.length} bytes`, `version: ${version}`]);
+}
+
+/** Writes a packed image and says what it is; 1 when the file cannot be written. */
+function written(io: Io, out: string, image: Uint8Array, lines: string[]): number {
   try {
     writeFileSync(out, image);
   } catch (e) {
     io.err(`error: ${(e as Error).message}`);
     return 1;
   }
-  io.out(`image: ${out} (raw app for the Nuvoton board)`);
-  io.out(`size: ${image.length} bytes`);
-  io.out(`version: ${version}`);
+  for (const line of lines) io.out(line);
   io.out(`sha256: ${hex(image)}`);
   return 0;
 }
@@ -155,17 +147,7 @@ function packW800(values: Record<string, string>, rest: string[], xz: boolean, i
     if (isOtaError(e, "bad-argument") || isOtaError(e, "image-too-large")) return usageError(io, PACK_USAGE, e.message);
     throw e;
   }
-  try {
-    writeFileSync(out, image);
-  } catch (e) {
-    io.err(`error: ${(e as Error).message}`);
-    return 1;
-  }
-  io.out(`image: ${out}`);
-  io.out(`size: ${image.length} bytes (payload ${body.length} bytes${xz ? ", xz" : ""})`);
-  io.out(`version: ${version}`);
-  io.out(`sha256: ${hex(image)}`);
-  return 0;
+  return written(io, out, image, [`image: ${out}`, `size: ${image.length} bytes (payload ${body.length} bytes${xz ? ", xz" : ""})`, `version: ${version}`]);
 }
 
 function info(args: string[], io: Io): number {

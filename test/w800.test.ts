@@ -16,12 +16,12 @@ import { decodeHeader, encodeHeader, W800_2MB_LAYOUT } from "../modules/w800/hea
 import { packW800Image } from "../modules/w800/pack.ts";
 import { w800Format } from "../modules/w800/format.ts";
 import { readInstallRecord } from "../modules/w800/record.ts";
-import { isOtaError } from "../modules/errors.ts";
 import { parsePartitionCsv } from "../modules/esp-idf/partition-table.ts";
 import { runW800Secboot, w800Program } from "../hosts/sim/w800-secboot.ts";
 import { nodeDigests } from "../hosts/sim/node-digest.ts";
 import { xzCompress } from "../hosts/sim/xz.ts";
-import type { Tear } from "../hosts/sim/nor-flash.ts";
+import { powerCutSweep } from "../hosts/sim/power-cut.ts";
+import { w800SweepBoard } from "../hosts/sim/w800-power-cut.ts";
 import { W800_TABLE_FILE, packW800Xz } from "../cli/w800-image.ts";
 import { runCli } from "./support/cli.ts";
 
@@ -112,53 +112,20 @@ describe("W800 secboot", () => {
     expect(boot.log.join("\n")).toContain("app is not bootable: W800 header: magic_no");
   });
 
-  it("power cut at every flash operation of an update: the device ends on the new image, or (before select) the old", () => {
-    const base = W800Device.fresh("1.0.0");
-    const source = firmware("2.0.0", 40_000);
-    const image = packW800Xz({ version: "2.0.0", body: source, layout });
-    const phases: number[] = [];
-    const cycle = (d: W800Device) => {
-      d.stage(image);
-      w800Format(layout).verify(d.partitions.open("app_ota"), image.length, nodeDigests);
-      phases[0] = d.flash.operations;
-      d.boot.select("app_ota");
-      if (runW800Secboot(d.partitions, { layout }).slot !== "app") throw new Error("no boot");
-      d.boot.confirm();
-    };
-    const dry = new W800Device(base.flash.data.slice());
-    const start = dry.flash.operations;
-    cycle(dry);
-    const total = dry.flash.operations - start;
-    const selectAt = phases[0] - start;
-    expect(total).toBeGreaterThan(selectAt + 10);
-    const outcomes = { old: 0, new: 0 };
-    for (let n = 1; n <= total; n++) {
-      for (const tear of ["none", "first-byte", "half"] as Tear[]) {
-        const d = new W800Device(base.flash.data.slice());
-        d.flash.cutAt(n, tear);
-        try {
-          cycle(d);
-        } catch (e) {
-          if (!isOtaError(e, "flash-power-cut")) throw e;
-        }
-        d.flash.powerOn();
-        // Restart as the firmware would: the secboot runs, a trial image confirms.
-        const boot = runW800Secboot(d.partitions, { layout });
-        expect(boot.slot, `cut ${n} ${tear}: ${boot.log.join("; ")}`).toBe("app");
-        if (d.boot.info().state === "pending") d.boot.confirm();
-        const program = w800Program(d.partitions, layout);
-        // select is one erase and one write of the record: until that write has landed whole,
-        // nothing is requested; from the first secboot operation on, the install completes.
-        const expected = n > selectAt + 2 ? "2.0.0" : "1.0.0";
-        expect(program.version, `cut ${n} (${tear})`).toBe(expected);
-        if (expected === "2.0.0") {
-          expect(Buffer.from(program.body.subarray(0, source.length)).equals(Buffer.from(source)), `cut ${n} ${tear}`).toBe(true);
-          outcomes.new++;
-        } else outcomes.old++;
-      }
-    }
-    expect(outcomes.new).toBeGreaterThan(0);
-    expect(outcomes.old).toBeGreaterThan(0);
+  it("power cut at every flash operation of an update (npm run powercut -- --board w800's sweep): never unbootable, a confirmed image stays", () => {
+    const old = packW800Image({ version: "1.0.0", body: firmware("1.0.0", 30_000), layout, digests: nodeDigests });
+    const image = packW800Xz({ version: "2.0.0", body: firmware("2.0.0", 40_000), layout });
+    const table = parsePartitionCsv(readFileSync(W800_TABLE_FILE, "utf8"));
+    const o = { table: table.partitions, flashSize: table.flashSize ?? 0, oldImage: old, newImage: image, chunk: 1460, sha256: () => nodeDigests.create("sha256"), digests: nodeDigests, board: w800SweepBoard(old, image, layout) };
+    const r = powerCutSweep(o);
+    expect([r.unbootable, r.revertedAfterConfirm]).toEqual([0, 0]);
+    expect(r.points.length).toBeGreaterThanOrEqual(50);
+    // Until select's record write has landed whole nothing is requested; from then on the install completes.
+    expect(r.byPhase.write.old).toBe(r.byPhase.write.points);
+    expect(r.byPhase["first boot"].new).toBe(r.byPhase["first boot"].points);
+    const failing = powerCutSweep({ ...o, selfTest: "fails" });
+    expect(failing.unbootable).toBe(0);
+    expect(failing.fallback, "the one run partition keeps the new image").toBe("new");
   });
 });
 

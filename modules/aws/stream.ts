@@ -20,7 +20,6 @@
  *   (modules/transfer/rate.ts): "too-slow".
  */
 import type { Clock, TimerId } from "../ports/clock.ts";
-import type { Digest } from "../ports/digest.ts";
 import type { Mqtt, QoS } from "../ports/mqtt.ts";
 import { OtaError, isOtaError } from "../errors.ts";
 import { decodeCbor, encodeCbor, type CborMap } from "../codec/cbor.ts";
