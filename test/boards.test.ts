@@ -6,7 +6,7 @@
  * examples do. The signature is checked before the bootloader may install anything.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { buildFirmware, DEMO_APP } from "../hosts/sim/firmware.ts";
@@ -158,6 +158,17 @@ describe("xs-ota sim --board and xs-ota image pack --target, as a user runs them
     expect(r.code, [...r.out, ...r.err].join("\n")).toBe(0);
     expect(r.out.at(-1)).toMatch(/^1 on 1\.0\.1; 1 updated, 0 halted, [\d.]+ s$/);
     expect(status("w8-cli", "w8-cli")?.status).toBe("SUCCEEDED");
+  });
+
+  it("image pack --target nuvoton makes a raw app whose version image info reads from its first line", async () => {
+    const js = join(work, "tiny.js");
+    writeFileSync(js, "trace('hi')\n");
+    const out = join(work, "tiny-nuvoton.bin");
+    const packed = await runCliLines(["image", "pack", "--target", "nuvoton", "--version", "1.2.3", "-o", out, js]);
+    expect(packed.code, packed.err.join("\n")).toBe(0);
+    const info = await runCliLines(["image", "info", out]);
+    expect(info.out).toContain("version: 1.2.3 (its first line)");
+    expect((await runCliLines(["image", "pack", "--target", "nuvoton", "--version", "1 2", "-o", out, js])).code).toBe(2);
   });
 
   it("sim --board names the boards it knows", async () => {
