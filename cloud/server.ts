@@ -221,7 +221,7 @@ function firmwareVersion(bytes: Uint8Array, named: unknown): string {
   if (named !== undefined && typeof named !== "string") throw new HttpError(400, "version must be a string");
   if (declared !== undefined && named !== undefined && named !== declared) throw new HttpError(400, `the image declares version ${declared}, the request says ${named}`);
   const version = declared ?? named;
-  if (version === undefined) throw new HttpError(400, "the file declares no version (a raw binary): name it with version");
+  if (version === undefined) throw new HttpError(400, "not an ESP32 or W800 image (no header declares its version); for a raw binary, give its version");
   return version;
 }
 

@@ -98,7 +98,7 @@ describe("xs-ota cloud + job create/list/describe", () => {
     expect(dup.err).toContain("already exists");
     const bad = await run(["job", "create", "--thing", "srv-a", "--file", keyPath, "--control", c.urls.control]);
     expect(bad.code).toBe(1);
-    expect(bad.err).toContain("not an ESP32 app image");
+    expect(bad.err).toContain("not an ESP32 or W800 image");
     const none = await run(["job", "describe", "nope", "--control", c.urls.control]);
     expect(none.code).toBe(1);
     expect(none.err).toContain("no job nope");
