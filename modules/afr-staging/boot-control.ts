@@ -133,7 +133,13 @@ export class AfrStagingBootControl implements BootControl {
   reject(): boolean {
     const d = this.#descriptor();
     if (!d.magic || d.flag === FLAGS.NEW) throw new OtaError("boot-state", "no installed image to reject");
-    if (d.flag !== FLAGS.INVALID) this.#setFlag(FLAGS.INVALID);
+    if (d.flag !== FLAGS.INVALID) {
+      // A flag outside the four with a bit INVALID keeps set (0x00, 0x7F: corruption) cannot be
+      // programmed to INVALID in place, and the Cloner boots APROM as it is for it: saying the
+      // previous image comes back would be false.
+      if ((d.flag & FLAGS.INVALID) !== FLAGS.INVALID) throw new OtaError("boot-state", `the descriptor reads flag 0x${d.flag.toString(16)}, which cannot be marked invalid in place`);
+      this.#setFlag(FLAGS.INVALID);
+    }
     return this.#hasBackup(d);
   }
 

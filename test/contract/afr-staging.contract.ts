@@ -222,6 +222,17 @@ export default suite("afr-staging: @AFRTOS descriptor, Cloner and boot control",
     throwsCode(() => d.boot.confirm(), "boot-state", "rejected");
   });
 
+  test("reject of a descriptor whose flag cannot be programmed to INVALID refuses and leaves it (found by fuzzing)", () => {
+    // On a strict chip the flag write threw flash-not-erased; on a lenient one it left 0x00 and
+    // reject said the backup would come back, while the Cloner boots APROM as it is.
+    for (const strict of [true, false]) {
+      const d = fresh(strict);
+      writeDescriptor(d.partitions.open("ota_desc"), encodeDescriptor(makeDescriptor(0x00, 4, OLD.length, 0x20000)));
+      throwsCode(() => d.boot.reject(), "boot-state", "invalid");
+      equal(descriptorOf(d).flag, 0x00, "the flag is left as it was");
+    }
+  });
+
   test("the Cloner refuses a NEW descriptor without the PAL's trailer, and one past the bank", () => {
     const d = fresh();
     stage(d, NEW);
