@@ -515,7 +515,17 @@ export class Agent {
   #rollBack(failure: JobFailure): AgentState {
     const r = this.#record!;
     this.#ports.system.log("error", `job ${r.plan.jobId}: ${failure.reason}; rolling back`);
-    if (!this.#ports.boot.reject()) {
+    let back: boolean;
+    try {
+      back = this.#ports.boot.reject();
+    } catch (e) {
+      // Boot data the layout cannot mark (corrupt, or no installed image): nothing will start
+      // the previous image, so this is reported like a layout without one.
+      if (!isOtaError(e)) throw e;
+      this.#ports.system.log("error", `job ${r.plan.jobId}: the boot data refused the rejection: ${e.message}`);
+      back = false;
+    }
+    if (!back) {
       // A layout with one run slot (W800): the install replaced the old image, so there is
       // nothing to go back to. The verdict is recorded and the cloud hears why this one stays.
       const version = this.#ports.system.version();
