@@ -377,7 +377,7 @@ function renderJobs(state) {
       return '<tr data-job="' + esc(j.jobId) + '" data-thing="' + esc(e.thing) + '">' + (i === 0 ? head : "") +
         '<td class="thing">' + esc(e.thing) + "</td>" +
         '<td class="status ' + stateClass(e.status) + '">' + esc(e.status) + "</td>" +
-        '<td class="progress">' + renderProgress(e.progress) + (e.reason !== undefined ? '<div class="reason">' + esc(e.reason) + "</div>" : "") + "</td></tr>";
+        '<td class="progress">' + renderProgress(e.progress) + (e.reason !== undefined ? '<div class="' + (/^(FAILED|REJECTED|TIMED_OUT)$/.test(e.status) ? "reason" : "note") + '">' + esc(e.reason) + "</div>" : "") + "</td></tr>";
     }).join("");
   }).join("");
 }
@@ -391,7 +391,7 @@ table { border-collapse: collapse; width: 100%; background: #fff; }
 th, td { text-align: left; padding: .35em .6em; border-bottom: 1px solid #e3e3e3; vertical-align: top; }
 th { background: #f0f0f0; font-weight: 600; }
 td.thing, td.job, td.version { font-family: ui-monospace, monospace; }
-.sub, .reason { color: #666; font-size: .85em; } .reason { color: #a33; }
+.sub, .reason, .note { color: #666; font-size: .85em; } .reason { color: #b42318; }
 .empty { color: #888; font-style: italic; }
 .dot { color: #2a2; font-size: .8em; }
 .bar { display: inline-block; width: 8em; height: .7em; background: #e5e5e5; border-radius: 3px; overflow: hidden; vertical-align: middle; }

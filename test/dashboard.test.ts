@@ -106,6 +106,8 @@ describe("escaping what goes into the page", () => {
     expect(html).not.toContain("<img");
     expect(html).not.toContain("<script");
     expect(html).toContain("&lt;img src=x onerror=&quot;alert(1)&quot;&gt;");
+    // A failure's reason is marked as one; other details (accepted v1.0.1) are only notes.
+    expect(html).toContain('<div class="reason">&lt;/td&gt;&lt;script&gt;');
     expect(lib.renderDevices(state, 61_000)).toContain("1 min ago");
   });
 
