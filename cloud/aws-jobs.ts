@@ -165,6 +165,12 @@ export interface JobsAction {
   drop?: boolean;
 }
 
+/**
+ * What `onActivity` is told after the service changed or answered something: a device request
+ * (its thing, operation, job and outcome, as in `log`) or a control-plane change of a job.
+ */
+export type JobsActivity = (JobsLogEntry & { kind: "request" }) | { kind: "job"; jobId: string; change: "created" | "canceled" };
+
 /** Counters for benchmarks and tests. */
 export interface JobsStats {
   /** UpdateJobExecution requests received (accepted or not). */
@@ -219,6 +225,8 @@ export class AwsJobsService {
   readonly #stats = { updates: 0, updateCpuMicros: 0 };
   /** Called for each device request before it is answered; may make the service stay silent. */
   onRequest: ((request: JobsRequestInfo) => JobsAction | undefined | void) | undefined;
+  /** Called after each device request is handled and after each job creation or cancellation (the dashboard, cloud/dashboard.ts). */
+  onActivity: ((activity: JobsActivity) => void) | undefined;
 
   constructor(broker: StreamBroker, options: AwsJobsServiceOptions = {}) {
     this.#broker = broker;
@@ -309,6 +317,7 @@ export class AwsJobsService {
     }
     this.#save();
     const created = structuredClone(job);
+    this.#tell({ kind: "job", jobId, change: "created" });
     await this.#enqueue(async () => {
       for (const thing of targets) await this.#announce(thing);
     });
@@ -338,6 +347,7 @@ export class AwsJobsService {
       }
     }
     this.#save();
+    this.#tell({ kind: "job", jobId, change: "canceled" });
     await this.#enqueue(async () => {
       for (const thing of job.targets) await this.#announce(thing);
     });
@@ -480,7 +490,19 @@ export class AwsJobsService {
       this.#stats.updates++;
       this.#stats.updateCpuMicros += used.user + used.system;
     }
+    // Told once the state changed (synchronously above), whatever became of the answer.
+    const entry = this.log.at(-1);
+    if (entry !== undefined) this.#tell({ kind: "request", ...entry });
     return answered;
+  }
+
+  /** A listener's failure is its own: the device still gets its answer. */
+  #tell(activity: JobsActivity): void {
+    try {
+      this.onActivity?.(activity);
+    } catch {
+      // The listener (the dashboard) reports nothing back to the device.
+    }
   }
 
   async #answer(topic: string, payload: Buffer): Promise<void> {

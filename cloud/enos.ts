@@ -90,6 +90,13 @@ export interface EnosProgressRecord {
   desc: unknown;
 }
 
+/** A device message the service handled: `message` is the topic's last level (inform, progress, ...). */
+export interface EnosActivity {
+  productKey: string;
+  deviceKey: string;
+  message: string;
+}
+
 export interface EnosDeviceRecord {
   productKey: string;
   deviceKey: string;
@@ -176,10 +183,21 @@ export class EnosService {
   readonly malformed: EnosMalformed[] = [];
   readonly fileRequests: EnosFileRequest[] = [];
   readonly #listener: BrokerListener;
+  /**
+   * Called after each device message is handled (inform, progress, getversion, upgrade_reply,
+   * malformed ones included): the dashboard (cloud/dashboard.ts) hears the device from it.
+   */
+  onActivity: ((activity: EnosActivity) => void) | undefined;
 
   constructor(broker: StreamBroker, options: EnosServiceOptions = {}) {
     this.#broker = broker;
-    this.#listener = new BrokerListener(broker, FILTERS, (topic, payload) => this.#handle(topic, payload.toString("utf8")));
+    this.#listener = new BrokerListener(broker, FILTERS, async (topic, payload) => {
+      try {
+        await this.#handle(topic, payload.toString("utf8"));
+      } finally {
+        this.#tell(topic);
+      }
+    });
     this.#qos = options.qos ?? 1;
     this.#identities = options.identities;
   }
@@ -398,6 +416,15 @@ export class EnosService {
     if (range === undefined) return answer(200, { ...base, "content-length": file.length }, file);
     const [start, end] = range;
     return answer(206, { ...base, "content-length": end - start + 1, "content-range": `bytes ${start}-${end}/${file.length}` }, file.subarray(start, end + 1));
+  }
+
+  #tell(topic: string): void {
+    const [, , productKey = "", deviceKey = "", , , message = ""] = topic.split("/");
+    try {
+      this.onActivity?.({ productKey, deviceKey, message });
+    } catch {
+      // The listener's failure is its own: the device's messages are handled all the same.
+    }
   }
 
   #device(productKey: string, deviceKey: string): EnosDeviceRecord {

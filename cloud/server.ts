@@ -15,6 +15,9 @@
  *                    the broker then holds to EnOS's login (cloud/enos-auth.ts); missing secrets
  *                    are kept if it had them, made up otherwise
  *   GET  /jobs/<id>  -> 200 JobDescription (job + executions), or {enos} for an EnOS offer; 404
+ *   GET  /           -> the live dashboard, an HTML page (cloud/dashboard.ts): devices and jobs
+ *   GET  /events     -> text/event-stream, `event: state` with the DashboardState on connect and on every change
+ *   GET  /api/state  -> 200 DashboardState {now, devices, jobs}
  *   errors           -> 4xx/5xx {error: "reason"}
  *
  * Documents (the signature, when a key is given, is ECDSA P-256 over SHA-256, DER, base64, under
@@ -77,6 +80,7 @@ import { makeLocalCa } from "./tls.ts";
 import { thingPolicy } from "./thing-policy.ts";
 import { documentFieldProblem, jobDocument, presignedPlaceholder } from "./job-documents.ts";
 import { firmwareInfo } from "./firmware-info.ts";
+import { Dashboard, dashboardPage, dashboardState, type DashboardOffer, type DashboardState, type SeenDevice } from "./dashboard.ts";
 
 export const DEFAULT_MQTT_PORT = 1883;
 /** AWS IoT Core's port for MQTT over mutual TLS. */
@@ -109,6 +113,12 @@ export interface CloudOptions {
    * one the server certificate names (127.0.0.1 or localhost) for devices to accept it.
    */
   filesOrigin?: string;
+  /**
+   * Called with one readable line per job or device event (`job fw-1: dev-1 IN_PROGRESS 12/89`,
+   * `job fw-1: dev-1 SUCCEEDED accepted v1.0.1`, `dev-1 connected`): what `xs-ota cloud`
+   * prints. Progress is thinned to one line per execution per 10 % or per second (cloud/dashboard.ts).
+   */
+  onEvent?: (line: string) => void;
 }
 
 export interface Cloud {
@@ -159,6 +169,8 @@ interface OfferRecord {
   productKey?: string;
   enosFileUrl?: "path" | "enos-connect";
   document: Record<string, unknown>;
+  /** Milliseconds since the epoch; the dashboard's "created" of an EnOS offer (absent in records of older runs). */
+  createdAt?: number;
 }
 
 class HttpError extends Error {
@@ -246,6 +258,19 @@ export async function startCloud(options: CloudOptions): Promise<Cloud> {
     let mqttsUrl: string | undefined;
     let client: BrokerClient | undefined;
     let refusals: readonly string[] = [];
+    // What the dashboard knows of devices beyond their executions: when each was last heard
+    // from, and (embedded broker only) whether it is connected.
+    const seen = new Map<string, SeenDevice>();
+    let dashboard: Dashboard | undefined;
+    const heard = (thing: string, cloud: SeenDevice["cloud"], connected?: boolean) => {
+      if (thing === "") return;
+      const was = seen.get(thing);
+      const entry: SeenDevice = { lastSeen: Date.now(), cloud: cloud === "mqtt" ? (was?.cloud ?? "mqtt") : cloud };
+      const open = connected ?? was?.connected;
+      if (open !== undefined) entry.connected = open;
+      seen.set(thing, entry);
+      dashboard?.changed();
+    };
     if (options.brokerUrl !== undefined) {
       client = await BrokerClient.connect(options.brokerUrl);
       const connected = client;
@@ -263,6 +288,9 @@ export async function startCloud(options: CloudOptions): Promise<Cloud> {
       mqttUrl = embedded.url;
       mqttsUrl = embedded.mqttsUrl;
       refusals = embedded.refusals;
+      // The client id is the thing name for this repository's devices (and the certificate's CN on mqtts).
+      embedded.aedes.on("client", (c) => heard(c.id, "mqtt", true));
+      embedded.aedes.on("clientDisconnect", (c) => heard(c.id, "mqtt", false));
     }
 
     const files = new FileService();
@@ -270,12 +298,14 @@ export async function startCloud(options: CloudOptions): Promise<Cloud> {
     cleanups.push(() => files.stop());
 
     const jobs = new AwsJobsService(broker, { dataDir, presign: (name, expiresIn) => files.presign(name, { expiresIn, https: true, ...(options.filesOrigin !== undefined ? { origin: options.filesOrigin } : {}) }) });
+    jobs.onActivity = (a) => (a.kind === "request" ? heard(a.thing, "aws") : dashboard?.changed());
     await jobs.start();
     cleanups.push(() => jobs.stop());
     const streams = new AwsStreamService(broker);
     await streams.start();
     cleanups.push(() => streams.stop());
     const enos = new EnosService(broker, { identities });
+    enos.onActivity = (a) => heard(a.deviceKey, "enos");
     await enos.start();
     cleanups.push(() => enos.stop());
     if (client !== undefined && client.refused.length > 0) {
@@ -358,7 +388,7 @@ export async function startCloud(options: CloudOptions): Promise<Cloud> {
         const url = protocol === "http" ? presignedPlaceholder(`fw/${jobId}.bin`) : undefined;
         document = jobDocument({ format, protocol, bytes, version, url, stream: jobId, signature, certfile: req.certfile ?? SIGNER_LABEL, filepath: req.filepath });
       }
-      const record: OfferRecord = { jobId, format, protocol, targets: [...targets], version, document };
+      const record: OfferRecord = { jobId, format, protocol, targets: [...targets], version, document, createdAt: Date.now() };
       if (format === "enos") {
         const productKey = req.productKey ?? "xsota";
         if (req.enosFileUrl !== undefined && req.enosFileUrl !== "path" && req.enosFileUrl !== "enos-connect") throw new HttpError(400, `enosFileUrl must be path or enos-connect, got ${String(req.enosFileUrl)}`);
@@ -379,6 +409,7 @@ export async function startCloud(options: CloudOptions): Promise<Cloud> {
           // As EnOS starts an OTA job: an upgrade push to each target; a device that is away misses it.
           const productKey = record.productKey ?? "xsota";
           for (const deviceKey of targets) enos.pushUpgrade(productKey, deviceKey, version, { timeoutMs: 30_000 }).catch(() => undefined);
+          dashboard?.changed();
         } else {
           await jobs.createJob({ jobId, document, targets, presignedUrlConfig: { expiresInSec: 3600 } });
         }
@@ -390,6 +421,24 @@ export async function startCloud(options: CloudOptions): Promise<Cloud> {
       }
       return { jobId, document: record.document };
     };
+
+    const state = (): DashboardState => {
+      const views = new Map<string, DashboardOffer>();
+      for (const o of offers.values()) {
+        const view: DashboardOffer = { jobId: o.jobId, format: o.format, protocol: o.protocol, version: o.version, targets: o.targets };
+        if (o.productKey !== undefined) view.productKey = o.productKey;
+        if (o.createdAt !== undefined) view.createdAt = o.createdAt;
+        views.set(o.jobId, view);
+      }
+      const described = jobs.listJobs().flatMap((j) => {
+        const d = jobs.describeJob(j.jobId);
+        return d ? [d] : [];
+      });
+      return dashboardState({ now: Date.now(), jobs: described, offers: views, enosDevices: enos.devices, seen });
+    };
+    dashboard = new Dashboard(state, options.onEvent);
+    const board = dashboard;
+    cleanups.push(async () => board.close());
 
     const describe = (jobId: string): JobDescription | { enos: OfferRecord } => {
       const d = jobs.describeJob(jobId);
@@ -408,6 +457,13 @@ export async function startCloud(options: CloudOptions): Promise<Cloud> {
       try {
         const path = new URL(req.url ?? "/", "http://localhost").pathname.replace(/\/+$/, "");
         const method = req.method ?? "GET";
+        if (method === "GET" && path === "") {
+          const page = dashboardPage(board.state);
+          res.writeHead(200, { "content-type": "text/html; charset=utf-8", "content-length": Buffer.byteLength(page), "cache-control": "no-store" });
+          return void res.end(page);
+        }
+        if (method === "GET" && path === "/events") return board.subscribe(res);
+        if (method === "GET" && path === "/api/state") return send(200, board.state);
         if (path === "/jobs" && method === "POST") return send(201, await createJob(await readJson(req)));
         if (path === "/enos/devices" && method === "POST") {
           const body = await readJson(req);
