@@ -65,9 +65,12 @@ const consoleIo: Io = {
  * which unhandled kills the process with a stack trace. The output is no longer wanted, so the
  * command ends quietly, as Unix tools do. Installed once, by bin/xs-ota.js's call of main().
  */
+let epipeHandled = false;
 function quietOnEpipe(): void {
+  // Not skipped when the stream has listeners already: tsx adds one that does not end the process.
+  if (epipeHandled) return;
+  epipeHandled = true;
   for (const stream of [process.stdout, process.stderr]) {
-    if (stream.listenerCount("error") > 0) continue;
     stream.on("error", (e: NodeJS.ErrnoException) => {
       if (e.code === "EPIPE") process.exit(0);
       throw e;
