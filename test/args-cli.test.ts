@@ -117,3 +117,22 @@ describe("job parse takes a bare job document", () => {
     expect(JSON.parse(r.out.join("\n")).jobId).toBe("local-document");
   });
 });
+
+describe("xs-ota cloud's cloud.json", () => {
+  it("is written while the cloud runs, found by job list, and removed when it stops", async () => {
+    const { cloudCommand } = await import("../cli/cloud.ts");
+    const data = join(dir, "cloud");
+    let listed: string[] = [];
+    let seen: unknown;
+    const code = await cloudCommand(["--data", data, "--mqtt-port", "0", "--mqtts-port", "0", "--control-port", "0", "--https-port", "0"], { out: () => {}, err: () => {} }, {
+      stopped: async (cloud) => {
+        seen = JSON.parse(readFileSync(join(data, "cloud.json"), "utf8"));
+        expect(seen).toMatchObject({ pid: process.pid, control: cloud.urls.control, mqtt: cloud.urls.mqtt });
+        listed = (await runCliLines(["job", "list", "--data", data])).out;
+      },
+    });
+    expect(code).toBe(0);
+    expect(listed).toEqual(["no jobs"]);
+    expect(() => readFileSync(join(data, "cloud.json"))).toThrow();
+  });
+});
