@@ -8,24 +8,30 @@
 import { writeFileSync } from "node:fs";
 import { resolve } from "node:path";
 import type { Io } from "./main.ts";
+import { withArgs, type Args, type CommandSpec } from "./args.ts";
 import { bundleFile } from "../hosts/sim/bundle.ts";
 import { checkInput } from "./files.ts";
 
-const USAGE = "usage: xs-ota bundle APP.ts -o APP.js [--no-minify]";
+export const BUNDLE: CommandSpec = {
+  name: "bundle",
+  usage: ["bundle APP.ts -o APP.js [--no-minify]"],
+  about: ["Bundles an app for the simulator's XS engine into one script; `xs-ota image pack` then makes it firmware."],
+  options: {
+    out: { type: "string", short: "o", value: "APP.js", description: "the bundle to write" },
+    "no-minify": { type: "boolean", description: "keep the script readable" },
+  },
+  positionals: { min: 1, max: 1, name: "the app's entry file (APP.ts)" },
+};
 
-export async function bundleCommand(args: string[], io: Io): Promise<number> {
-  let out: string | undefined;
-  let minify = true;
-  const rest: string[] = [];
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i] ?? "";
-    if ((a === "-o" || a === "--out") && args[i + 1] !== undefined) out = args[++i];
-    else if (a === "--no-minify") minify = false;
-    else if (a.startsWith("-")) return usage(io, `unknown option ${a}`);
-    else rest.push(a);
-  }
-  if (rest.length !== 1) return usage(io, rest.length ? "one entry file, please" : "the app's entry file is missing");
-  if (out === undefined) return usage(io, "-o OUT.js is required");
+export function bundleCommand(args: string[], io: Io): Promise<number> {
+  return withArgs(BUNDLE, args, io, (a) => bundle(a, io));
+}
+
+async function bundle(a: Args, io: Io): Promise<number> {
+  const out = a.string("out");
+  const minify = !a.flag("no-minify");
+  const rest = a.positionals;
+  if (out === undefined) a.fail("-o OUT.js is required");
   checkInput(rest[0] ?? "", "the app's entry file");
   let script: string;
   try {
@@ -42,10 +48,4 @@ export async function bundleCommand(args: string[], io: Io): Promise<number> {
   }
   io.out(`bundle: ${out} (${script.length} bytes)`);
   return 0;
-}
-
-function usage(io: Io, message: string): number {
-  io.err(`xs-ota bundle: ${message}`);
-  io.err(USAGE);
-  return 2;
 }

@@ -16,11 +16,30 @@
  * Core): devices present a thing certificate from `xs-ota thing create` (same --data) and may use
  * only their own thing's `$aws/things/<thing>/...` topics; `--broker` has no such listener.
  */
+import { resolve } from "node:path";
 import type { Io } from "./main.ts";
+import { withArgs, type Args, type CommandSpec } from "./args.ts";
+import { DEFAULT_DATA, endpointPath, removeEndpoint, writeEndpoint } from "./endpoint.ts";
 import { waitForSignal } from "./signals.ts";
 import { startCloud, DEFAULT_CONTROL_PORT, DEFAULT_HTTPS_PORT, DEFAULT_MQTT_PORT, DEFAULT_MQTTS_PORT, type Cloud } from "../cloud/server.ts";
 
-const USAGE = "usage: xs-ota cloud [--data DIR] [--mqtt-port N | --broker URL] [--mqtts-port N] [--control-port N] [--https-port N] [--files-origin URL]";
+export const CLOUD: CommandSpec = {
+  name: "cloud",
+  usage: ["cloud [--data DIR] [--mqtt-port N | --broker URL] [--mqtts-port N] [--control-port N] [--https-port N] [--files-origin URL]"],
+  about: [
+    "Runs the local cloud: MQTT broker, AWS IoT Jobs and streams, HTTPS files, EnOS, and the control API of `xs-ota job`.",
+    "Runs until Ctrl-C; while it runs, DIR/cloud.json says where it listens (job, enos and sim find it there).",
+  ],
+  options: {
+    data: { type: "string", value: "DIR", description: "the cloud's data folder (default .xs-ota-cloud)" },
+    "mqtt-port": { type: "string", value: "N", description: `the embedded broker's port (default ${DEFAULT_MQTT_PORT})` },
+    broker: { type: "string", value: "URL", description: "use this external broker instead of the embedded one (e.g. mqtt://127.0.0.1:1883)" },
+    "mqtts-port": { type: "string", value: "N", description: `MQTT over mutual TLS (default ${DEFAULT_MQTTS_PORT})` },
+    "control-port": { type: "string", value: "N", description: `the control API (default ${DEFAULT_CONTROL_PORT})` },
+    "https-port": { type: "string", value: "N", description: `the HTTPS file server (default ${DEFAULT_HTTPS_PORT})` },
+    "files-origin": { type: "string", value: "URL", description: "the origin presigned URLs name, e.g. a proxy (https://HOST:PORT)" },
+  },
+};
 
 export interface CloudCommandHooks {
   /** Resolves when the cloud should stop; default SIGINT or SIGTERM. */
@@ -28,9 +47,14 @@ export interface CloudCommandHooks {
 }
 
 export async function cloudCommand(args: string[], io: Io, hooks: CloudCommandHooks = {}): Promise<number> {
-  let dataDir = ".xs-ota-cloud";
-  let brokerUrl: string | undefined;
-  let filesOrigin: string | undefined;
+  return withArgs(CLOUD, args, io, (a) => runCloud(a, io, hooks));
+}
+
+async function runCloud(a: Args, io: Io, hooks: CloudCommandHooks): Promise<number> {
+  const dataDir = a.string("data") ?? DEFAULT_DATA;
+  const brokerUrl = a.string("broker");
+  const filesOrigin = a.string("files-origin");
+  if (filesOrigin !== undefined && !/^https:\/\/[^/?#]+$/.test(filesOrigin)) a.fail(`--files-origin takes an origin such as https://127.0.0.1:9443, got ${filesOrigin}`);
   const embeddedOnly = new Set<string>();
   const ports: Record<string, number> = {
     "mqtt-port": DEFAULT_MQTT_PORT,
@@ -38,47 +62,20 @@ export async function cloudCommand(args: string[], io: Io, hooks: CloudCommandHo
     "control-port": DEFAULT_CONTROL_PORT,
     "https-port": DEFAULT_HTTPS_PORT,
   };
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i] ?? "";
-    const v = args[i + 1];
-    if (a === "--data" && v !== undefined) {
-      dataDir = v;
-      i++;
-    } else if (a === "--files-origin" && v !== undefined) {
-      if (!/^https:\/\/[^/?#]+$/.test(v)) {
-        io.err(`xs-ota cloud: --files-origin takes an origin such as https://127.0.0.1:9443, got ${v}`);
-        return 2;
-      }
-      filesOrigin = v;
-      i++;
-    } else if (a === "--broker" && v !== undefined) {
-      brokerUrl = v;
-      i++;
-    } else if (a.startsWith("--") && a.slice(2) in ports && v !== undefined) {
-      const n = /^[0-9]{1,5}$/.test(v) ? Number(v) : NaN;
-      if (!(n >= 0 && n <= 65535)) {
-        io.err(`xs-ota cloud: ${a} takes a port number, got ${v}`);
-        return 2;
-      }
-      ports[a.slice(2)] = n;
-      if (a === "--mqtt-port" || a === "--mqtts-port") embeddedOnly.add(a);
-      i++;
-    } else {
-      io.err(`xs-ota cloud: ${a === "--data" || a === "--broker" || a === "--files-origin" || Object.hasOwn(ports, a.slice(2)) ? `${a} needs a value` : `unexpected argument '${a}'`}`);
-      io.err(USAGE);
-      return 2;
-    }
+  for (const name of Object.keys(ports)) {
+    const v = a.string(name);
+    if (v === undefined) continue;
+    const n = /^[0-9]{1,5}$/.test(v) ? Number(v) : NaN;
+    if (!(n >= 0 && n <= 65535)) a.fail(`--${name} takes a port number, got ${v}`);
+    ports[name] = n;
+    if (name === "mqtt-port" || name === "mqtts-port") embeddedOnly.add(`--${name}`);
   }
   if (brokerUrl !== undefined && embeddedOnly.size > 0) {
     const flag = [...embeddedOnly][0] ?? "--mqtt-port";
-    io.err(`xs-ota cloud: --broker and ${flag} exclude each other (${flag} is the embedded broker's port)`);
-    io.err(USAGE);
-    return 2;
+    a.fail(`--broker and ${flag} exclude each other (${flag} is the embedded broker's port)`);
   }
   if (brokerUrl !== undefined && !/^(mqtts?|wss?|tcp|ssl):\/\/[^/]/.test(brokerUrl)) {
-    io.err(`xs-ota cloud: --broker takes a URL such as mqtt://127.0.0.1:1883, got ${brokerUrl}`);
-    io.err(USAGE);
-    return 2;
+    a.fail(`--broker takes a URL such as mqtt://127.0.0.1:1883, got ${brokerUrl}`);
   }
   const broker = brokerUrl !== undefined ? { brokerUrl } : { mqttPort: ports["mqtt-port"], mqttsPort: ports["mqtts-port"] };
   let cloud: Cloud;
@@ -94,8 +91,19 @@ export async function cloudCommand(args: string[], io: Io, hooks: CloudCommandHo
   io.out(`http     ${cloud.urls.http}  (EnOS HTTP broker: device login and file download)`);
   io.out(`control  ${cloud.urls.control}`);
   io.out(`data     ${dataDir}`);
-  await (hooks.stopped ? hooks.stopped(cloud) : waitForSignal());
-  await cloud.close();
+  // Where it listens, for the commands that talk to it; removed again when it stops.
+  const endpoint = { pid: process.pid, control: cloud.urls.control, mqtt: cloud.urls.mqtt, ...(cloud.urls.mqtts !== undefined ? { mqtts: cloud.urls.mqtts } : {}), https: cloud.urls.https, http: cloud.urls.http, ca: resolve(cloud.caPath) };
+  try {
+    writeEndpoint(dataDir, endpoint);
+  } catch (e) {
+    io.err(`warning: cannot write ${endpointPath(dataDir)}: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  try {
+    await (hooks.stopped ? hooks.stopped(cloud) : waitForSignal());
+  } finally {
+    removeEndpoint(dataDir);
+    await cloud.close();
+  }
   io.out("cloud stopped");
   return 0;
 }

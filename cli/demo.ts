@@ -11,7 +11,8 @@
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { MultiBar, Presets } from "cli-progress";
+import { Presets, SingleBar } from "cli-progress";
+import { withArgs, type CommandSpec } from "./args.ts";
 import type { Io } from "./main.ts";
 import { buildFirmware, DEMO_APP } from "../hosts/sim/firmware.ts";
 import { writeSigningKeys } from "./signing.ts";
@@ -19,7 +20,15 @@ import { flashDevice } from "../hosts/sim/board.ts";
 import { SimulatedDevice, type DeviceEvent } from "../hosts/sim/device.ts";
 import { startCloud, SIGNER_LABEL, type Cloud } from "../cloud/server.ts";
 
-const USAGE = "usage: xs-ota demo [--dir DIR] [--broker URL]";
+export const DEMO: CommandSpec = {
+  name: "demo",
+  usage: ["demo [--dir DIR] [--broker URL]"],
+  about: ["One simulated device, two updates (one succeeds, one rolls back), all on this machine; what `npm start` runs."],
+  options: {
+    dir: { type: "string", value: "DIR", description: "keep the demo's files there (default: a temporary folder, removed after)" },
+    broker: { type: "string", value: "URL", description: "use your MQTT broker instead of the embedded one" },
+  },
+};
 const THING = "dev-1";
 /** A job that has not ended by then has gone wrong. */
 const JOB_LIMIT_MS = 60_000;
@@ -47,19 +56,10 @@ interface Release {
 }
 
 export async function demoCommand(args: string[], io: Io, hooks: DemoHooks = {}): Promise<number> {
-  let dir: string | undefined;
-  let broker: string | undefined;
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i];
-    const v = args[i + 1];
-    if (a === "--dir" && v !== undefined) dir = args[++i];
-    else if (a === "--broker" && v !== undefined) broker = args[++i];
-    else {
-      io.err(`xs-ota demo: unexpected argument '${a}'`);
-      io.err(USAGE);
-      return 2;
-    }
-  }
+  return withArgs(DEMO, args, io, (a) => runDemo(a.string("dir"), a.string("broker"), io, hooks));
+}
+
+async function runDemo(dir: string | undefined, broker: string | undefined, io: Io, hooks: DemoHooks): Promise<number> {
   const work = dir ?? mkdtempSync(join(tmpdir(), "xs-ota-demo-"));
   // A kept folder starts each run afresh: a new cloud (job IDs are reused) and a new device.
   for (const old of ["cloud", "devices"]) rmSync(join(work, old), { recursive: true, force: true });
@@ -162,7 +162,7 @@ async function runJob(cloud: Cloud, device: SimulatedDevice, printer: StepPrinte
   // The device reports FAILED from the old firmware; let it settle on whatever it runs now.
   await waitFor(() => device.bootInfo()?.state === "valid", 10_000, "the device to settle").catch(() => undefined);
   const running = device.version ?? "(none)";
-  const outcome = status === "SUCCEEDED" ? status : `${status}${details["reason"] ? `: ${details["reason"]}` : ""}`;
+  const outcome = status === "SUCCEEDED" ? status : describeFailure(status, details["reason"]);
   io.out(`  ${spec.jobId}  ${outcome}; the device runs ${running}`);
   return {
     job: spec.jobId,
@@ -175,10 +175,28 @@ async function runJob(cloud: Cloud, device: SimulatedDevice, printer: StepPrinte
   };
 }
 
-/** Step lines from the device, and the progress bar (on a terminal only) between them. */
-class StepPrinter {
-  #bars: MultiBar | undefined;
-  #bar: ReturnType<MultiBar["create"]> | undefined;
+/**
+ * "FAILED" and the device's reason, "stage/code: text" (modules/aws/channel.ts), as people read
+ * it: "FAILED (self-test): text"; the code is left out when it only repeats the stage.
+ */
+export function describeFailure(status: string, reason: string | undefined): string {
+  if (!reason) return status;
+  const m = /^([a-z-]+)\/([a-z0-9_-]+): ([\s\S]*)$/.exec(reason);
+  if (!m) return `${status}: ${reason}`;
+  const [, stage, code, text] = m;
+  return `${status} (${stage === code ? stage : `${stage}, ${code}`}): ${text}`;
+}
+
+/**
+ * Step lines from the device, and the progress bar (on a terminal only) between them. A line
+ * never goes under the bar: the bar is cleared, the line written through io (stdout, in order
+ * with every other line), and the bar drawn again below it. cli-progress's own log() would
+ * write to the bar's stream behind io's back, and lose lines still buffered when the bar stops.
+ */
+export class StepPrinter {
+  #bar: SingleBar | undefined;
+  #total = 0;
+  #value = 0;
 
   constructor(
     readonly io: Io,
@@ -192,29 +210,42 @@ class StepPrinter {
   }
 
   line(text: string): void {
-    if (this.#bars) this.#bars.log(`${text}\n`);
-    else this.io.out(text);
+    if (this.#bar === undefined) {
+      this.io.out(text);
+      return;
+    }
+    this.#bar.stop(); // clearOnComplete: the bar's line is erased, the cursor at its start
+    this.io.out(text);
+    this.#bar = this.#draw();
   }
 
   startBar(total: number): void {
     if (!this.stream.isTTY) return;
-    this.#bars = new MultiBar({ stream: this.stream, format: "  download [{bar}] {percentage}% {value}/{total} bytes", hideCursor: true, clearOnComplete: false }, Presets.shades_classic);
-    this.#bar = this.#bars.create(total, 0);
+    this.#total = total;
+    this.#value = 0;
+    this.#bar = this.#draw();
+  }
+
+  #draw(): SingleBar {
+    const bar = new SingleBar({ stream: this.stream, format: "  download [{bar}] {percentage}% {value}/{total} bytes", hideCursor: true, clearOnComplete: true }, Presets.shades_classic);
+    bar.start(this.#total, this.#value);
+    return bar;
   }
 
   progress(received: number): void {
+    this.#value = received;
     this.#bar?.update(received);
   }
 
+  /** The bar goes away; the job's outcome line that follows says how it ended. */
   stopBar(): void {
-    this.#bars?.stop();
-    this.#bars = undefined;
+    this.#bar?.stop();
     this.#bar = undefined;
   }
 }
 
 function table(rows: DemoRow[]): string[] {
-  const head = ["job", "protocol", "bytes", "time", "outcome", "running", ""];
+  const head = ["job", "protocol", "bytes", "time", "outcome", "running", "check"];
   const body = rows.map((r) => [r.job, r.protocol, String(r.bytes), `${r.seconds.toFixed(1)} s`, r.outcome, r.running, r.expected ? "as expected" : "NOT EXPECTED"]);
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => (b[i] ?? "").length)));
   const fmt = (cells: string[]) => cells.map((c, i) => (i === 2 ? c.padStart(widths[i] ?? 0) : c.padEnd(widths[i] ?? 0))).join("  ").trimEnd();

@@ -9,41 +9,38 @@
  */
 import type { Io } from "./main.ts";
 import { control } from "./job.ts";
-import { DEFAULT_CONTROL_PORT } from "../cloud/server.ts";
+import { runGroup, withArgs, type Args, type CommandSpec, type Group } from "./args.ts";
+import { findControl } from "./endpoint.ts";
 
-const USAGE = "usage: xs-ota enos register --device DK [--product PK] [--secret S] [--product-secret S] [--control URL]";
+export const ENOS_REGISTER: CommandSpec = {
+  name: "enos register",
+  usage: ["enos register --device DK [--product PK] [--secret S] [--product-secret S] [--control URL] [--data DIR]"],
+  about: ["Registers an EnOS device with a running `xs-ota cloud` and prints its triple and product secret."],
+  options: {
+    device: { type: "string", value: "DK", required: true, description: "the device key" },
+    product: { type: "string", value: "PK", description: "the product key" },
+    secret: { type: "string", value: "S", description: "the device secret (default: kept or made up)" },
+    "product-secret": { type: "string", value: "S", description: "the product secret (default: kept or made up)" },
+    control: { type: "string", value: "URL", description: "the cloud's control API (default: from DIR/cloud.json, else http://127.0.0.1:8180)" },
+    data: { type: "string", value: "DIR", description: "the cloud's data folder (default .xs-ota-cloud)" },
+  },
+};
 
-export async function enosCommand(args: string[], io: Io): Promise<number> {
-  const [sub, ...rest] = args;
-  if (sub !== "register") {
-    io.err(sub === undefined ? USAGE : `xs-ota enos: unknown subcommand '${sub}'`);
-    if (sub !== undefined) io.err(USAGE);
-    return 2;
-  }
-  let base = `http://127.0.0.1:${DEFAULT_CONTROL_PORT}`;
+const GROUP: Group = { name: "enos", subcommands: { register: { spec: ENOS_REGISTER, run: (args, io) => withArgs(ENOS_REGISTER, args, io, (a) => register(a, io)) } } };
+
+export function enosCommand(args: string[], io: Io): Promise<number> | number {
+  return runGroup(GROUP, args, io);
+}
+
+async function register(a: Args, io: Io): Promise<number> {
   const body: Record<string, string> = {};
-  const names: Record<string, string> = { "--device": "deviceKey", "--product": "productKey", "--secret": "deviceSecret", "--product-secret": "productSecret" };
-  for (let i = 0; i < rest.length; i++) {
-    const a = rest[i] ?? "";
-    const v = rest[i + 1];
-    if (a !== "--control" && !(a in names)) {
-      io.err(`xs-ota enos register: unexpected argument '${a}'`);
-      io.err(USAGE);
-      return 2;
-    }
-    if (v === undefined) {
-      io.err(`xs-ota enos register: ${a} needs a value`);
-      return 2;
-    }
-    i++;
-    if (a === "--control") base = v;
-    else body[names[a] ?? a] = v;
+  const names: Record<string, string> = { device: "deviceKey", product: "productKey", secret: "deviceSecret", "product-secret": "productSecret" };
+  for (const [option, field] of Object.entries(names)) {
+    const v = a.string(option);
+    if (v !== undefined) body[field] = v;
   }
-  if (body["deviceKey"] === undefined) {
-    io.err("xs-ota enos register: --device is required");
-    io.err(USAGE);
-    return 2;
-  }
+  const base = await findControl(io, { control: a.string("control"), data: a.string("data") });
+  if (base === undefined) return 1;
   const answer = await control(io, base, "POST", "/enos/devices", body);
   if (!answer) return 1;
   io.out(`productKey     ${String(answer["productKey"])}`);

@@ -12,6 +12,7 @@
 import { closeSync, existsSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from "node:fs";
 import cliProgress from "cli-progress";
 import type { Io } from "./main.ts";
+import { withArgs, type CommandSpec } from "./args.ts";
 import { isOtaError } from "../modules/errors.ts";
 import { downloadRange } from "../modules/transfer/http-download.ts";
 import { NodeHttp } from "../hosts/sim/http.ts";
@@ -20,33 +21,28 @@ import { nodeDigests } from "../hosts/sim/node-digest.ts";
 import { streamFile } from "./signing.ts";
 import { fsReason, readCaInput } from "./files.ts";
 
-const USAGE = "xs-ota fetch URL --out FILE [--size N] [--sha256 HEX] [--window BYTES] [--ca PEM] [--timeout MS] [--min-rate BYTES_PER_S] [--rate-window MS]";
+const FETCH: CommandSpec = {
+  name: "fetch",
+  usage: ["fetch URL --out FILE [--size N] [--sha256 HEX] [--window BYTES] [--ca PEM] [--timeout MS] [--min-rate BYTES_PER_S] [--rate-window MS]"],
+  about: ["Downloads URL with the device's own range downloader: tells whether a server will work for updates. Resumes when run again."],
+  options: {
+    out: { type: "string", value: "FILE", required: true, description: "where the file goes (replaced only once it is whole and checks out)" },
+    size: { type: "string", value: "N", description: "the size the file must have" },
+    sha256: { type: "string", value: "HEX", description: "the SHA-256 the file must have" },
+    window: { type: "string", value: "BYTES", description: "bytes per Range request" },
+    ca: { type: "string", value: "PEM", description: "the CA to trust for https://" },
+    timeout: { type: "string", value: "MS", description: "per-request timeout" },
+    "min-rate": { type: "string", value: "BYTES_PER_S", description: "the rate floor (default 256; 0 turns it off)" },
+    "rate-window": { type: "string", value: "MS", description: "the time the rate floor is measured over (default 2 minutes)" },
+  },
+  positionals: { min: 1, max: 1, name: "URL" },
+};
 const RECORD_EVERY = 256 * 1024;
 
 interface Progress {
   url: string;
   size: number;
   offset: number;
-}
-
-function parse(args: string[], io: Io): { url: string; options: Record<string, string> } | undefined {
-  const options: Record<string, string> = {};
-  const rest: string[] = [];
-  const known = ["out", "size", "sha256", "window", "ca", "timeout", "min-rate", "rate-window"];
-  for (let i = 0; i < args.length; i++) {
-    if (!args[i].startsWith("--")) {
-      rest.push(args[i]);
-      continue;
-    }
-    const name = args[i].slice(2);
-    if (!known.includes(name) || args[i + 1] === undefined) {
-      io.err(`xs-ota fetch: ${known.includes(name) ? `--${name} needs a value` : `unknown option ${args[i]}`}`);
-      return undefined;
-    }
-    options[name] = args[++i];
-  }
-  if (rest.length !== 1 || !options.out) return undefined;
-  return { url: rest[0], options };
 }
 
 function positive(value: string | undefined, what: string, zeroOk = false): number | undefined {
@@ -56,13 +52,18 @@ function positive(value: string | undefined, what: string, zeroOk = false): numb
   return n;
 }
 
-export async function fetchCommand(args: string[], io: Io): Promise<number> {
-  const parsed = parse(args, io);
-  if (!parsed) {
-    io.err(`usage: ${USAGE}`);
-    return 2;
-  }
-  const { url, options } = parsed;
+export function fetchCommand(args: string[], io: Io): Promise<number> {
+  return withArgs(FETCH, args, io, (a) => {
+    const options: Record<string, string> = {};
+    for (const name of Object.keys(FETCH.options)) {
+      const v = a.string(name);
+      if (v !== undefined) options[name] = v;
+    }
+    return fetchFile(a.positionals[0] ?? "", options, io);
+  });
+}
+
+async function fetchFile(url: string, options: Record<string, string>, io: Io): Promise<number> {
   const out = options.out;
   const recordPath = `${out}.xs-ota-progress`;
   const partPath = `${out}.xs-ota-part`;

@@ -28,13 +28,13 @@ export function checkInput(path: string, what: string): void {
   let size: number;
   try {
     const s = statSync(path);
-    if (s.isDirectory()) throw new InputError(`${what} ${path}: it is a directory`);
+    if (s.isDirectory()) throw new InputError(`${what ? `${what} ` : ""}${path}: it is a directory`);
     size = s.size;
   } catch (e) {
     if (e instanceof InputError) throw e;
-    throw new InputError(`cannot read ${what} ${path}: ${fsReason(e)}`);
+    throw new InputError(`cannot read ${what ? `${what} ` : ""}${path}: ${fsReason(e)}`);
   }
-  if (size === 0) throw new InputError(`${what} ${path} is empty`);
+  if (size === 0) throw new InputError(`${what ? `${what} ` : ""}${path} is empty`);
 }
 
 export function readInput(path: string, what: string): Uint8Array {
@@ -62,6 +62,34 @@ export function readCaInput(path: string): string {
       throw new InputError(`the CA file ${path}: certificate ${i + 1} does not parse (${e instanceof Error ? e.message : String(e)})`);
     }
   }
+  return text;
+}
+
+/** What a PEM file holds, by its first block's label: the two halves of a key are easy to swap. */
+export function pemKind(text: string): "private" | "public" | "certificate" | "other" | "none" {
+  const label = /-----BEGIN ([A-Z0-9 ]+)-----/.exec(text)?.[1];
+  if (label === undefined) return "none";
+  if (/PRIVATE KEY$/.test(label)) return "private";
+  if (label === "PUBLIC KEY") return "public";
+  if (label === "CERTIFICATE") return "certificate";
+  return "other";
+}
+
+/** A signing key file that is a private key in PEM, refused in one line otherwise (before any use). */
+export function checkPrivateKeyFile(path: string, command = "job create"): string {
+  const text = readTextInput(path, "the signing key");
+  const kind = pemKind(text);
+  if (kind === "public" || kind === "certificate") throw new InputError(`${path} is a ${kind === "public" ? "public key" : "certificate"}; ${command} signs with the private key (signing-key.pem)`);
+  if (kind !== "private") throw new InputError(`${path} is not a PEM private key (no -----BEGIN PRIVATE KEY----- block); ${command} signs with the private key (signing-key.pem)`);
+  return text;
+}
+
+/** A key a device verifies with: a public key or certificate, never the private half. */
+export function checkPublicKeyFile(path: string): string {
+  const text = readTextInput(path, "the public key");
+  const kind = pemKind(text);
+  if (kind === "private") throw new InputError(`${path} is a private key; the device needs the public key (signing-key.pub.pem)`);
+  if (kind === "none" || kind === "other") throw new InputError(`${path} is not a PEM public key or certificate (no -----BEGIN PUBLIC KEY----- block); the device needs the public key (signing-key.pub.pem)`);
   return text;
 }
 

@@ -19,6 +19,7 @@ import { createHash } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import { readInput } from "./files.ts";
 import type { Io } from "./main.ts";
+import { printUsageError, runGroup, withArgsSync, type Args, type CommandSpec, type Group } from "./args.ts";
 import { OtaError, isOtaError } from "../modules/errors.ts";
 import { HEADER_SIZE, IMAGE_PREFIX_SIZE, SEGMENT_HEADER_SIZE, packImage, verifyImage } from "../modules/esp-idf/image.ts";
 import { NorFlash } from "../hosts/sim/nor-flash.ts";
@@ -28,65 +29,78 @@ import { isW800Image, packW800Xz, shippedW800Layout, w800Info } from "./w800-ima
 import { rawAppImage, rawAppVersion } from "../hosts/sim/raw-app.ts";
 import { utf8Decode } from "../modules/codec/utf8.ts";
 
-const PACK_USAGE =
-  "xs-ota image pack [--target esp32] --version V [--secure-version N] [--project NAME] -o OUT.bin BUNDLE.js\n" +
-  "       xs-ota image pack --target w800 [--xz] --version V --payload FILE -o OUT.img\n" +
-  "       xs-ota image pack --target nuvoton --version V -o OUT.bin BUNDLE.js";
-const INFO_USAGE = "xs-ota image info FILE";
+const PACK: CommandSpec = {
+  name: "image pack",
+  usage: [
+    "image pack [--target esp32] --version V [--secure-version N] [--project NAME] -o OUT.bin BUNDLE.js",
+    "image pack --target w800 [--xz] --version V --payload FILE -o OUT.img",
+    "image pack --target nuvoton --version V -o OUT.bin BUNDLE.js",
+  ],
+  about: ["Wraps an app's JavaScript bundle (xs-ota bundle) in a firmware image for a board."],
+  options: {
+    target: { type: "string", value: "BOARD", description: "esp32 (default), w800 or nuvoton" },
+    version: { type: "string", value: "V", description: "the firmware's version" },
+    "secure-version": { type: "string", value: "N", description: "ESP32: the anti-rollback secure version, 0 to 4294967295" },
+    project: { type: "string", value: "NAME", description: "ESP32: the app descriptor's project name" },
+    payload: { type: "string", value: "FILE", description: "W800: the payload" },
+    xz: { type: "boolean", description: "W800: compress the payload inside an outer header" },
+    out: { type: "string", short: "o", value: "OUT", description: "the image to write" },
+  },
+  positionals: { min: 0, max: 8, name: "BUNDLE.js" },
+};
+
+const INFO: CommandSpec = {
+  name: "image info",
+  usage: ["image info FILE"],
+  about: ["Checks an image the way the bootloader checks a slot, and prints its version and layout."],
+  options: {},
+  positionals: { min: 0, max: 8, name: "FILE" },
+};
+
+const GROUP: Group = {
+  name: "image",
+  subcommands: {
+    pack: { spec: PACK, run: (args, io) => withArgsSync(PACK, args, io, (a) => pack(a, io)) },
+    info: { spec: INFO, run: (args, io) => withArgsSync(INFO, args, io, (a) => info(a, io)) },
+  },
+};
 const BLOCK = 4096;
 
 const sha256 = () => nodeDigests.create("sha256");
 const hex = (bytes: Uint8Array) => createHash("sha256").update(bytes).digest("hex");
 
-/** Splits `--name value` / `-o value` options from positional arguments; undefined on a bad option. */
-function parse(args: string[], names: Record<string, string>, io: Io, usage: string): { values: Record<string, string>; rest: string[] } | undefined {
+/** The options as the pack functions read them (short names), and the positional arguments. */
+function valuesOf(a: Args): { values: Record<string, string>; rest: string[] } {
   const values: Record<string, string> = {};
-  const rest: string[] = [];
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i];
-    if (a.startsWith("-") && a !== "-") {
-      const name = names[a];
-      if (name === undefined || args[i + 1] === undefined || name in values) {
-        io.err(`xs-ota: ${name === undefined ? `unknown option ${a}` : name in values ? `${a} given twice` : `${a} needs a value`}`);
-        io.err(`usage: ${usage}`);
-        return undefined;
-      }
-      values[name] = args[++i];
-    } else rest.push(a);
+  const names: Record<string, string> = { version: "version", "secure-version": "secure", project: "project", out: "out", target: "target", payload: "payload" };
+  for (const [option, name] of Object.entries(names)) {
+    const v = a.string(option);
+    if (v !== undefined) values[name] = v;
   }
-  return { values, rest };
+  return { values, rest: [...a.positionals] };
 }
 
-function usageError(io: Io, usage: string, message?: string): number {
-  if (message) io.err(`xs-ota: ${message}`);
-  io.err(`usage: ${usage}`);
-  return 2;
+function usageError(io: Io, spec: CommandSpec, message: string): number {
+  return printUsageError(spec, io, message);
 }
 
-function pack(args: string[], io: Io): number {
-  // --xz is a flag; parse() takes options with values, so it is picked out first.
-  const xz = args.includes("--xz");
-  const o = parse(
-    args.filter((a) => a !== "--xz"),
-    { "--version": "version", "--secure-version": "secure", "--project": "project", "-o": "out", "--out": "out", "--target": "target", "--payload": "payload" },
-    io,
-    PACK_USAGE,
-  );
-  if (!o) return 2;
+function pack(a: Args, io: Io): number {
+  const xz = a.flag("xz");
+  const o = valuesOf(a);
   const target = o.values.target ?? "esp32";
   if (target === "w800") return packW800(o.values, o.rest, xz, io);
-  if (target !== "esp32" && target !== "nuvoton") return usageError(io, PACK_USAGE, `--target is esp32, w800 or nuvoton, not '${target}'`);
-  if (xz) return usageError(io, PACK_USAGE, "--xz is for --target w800");
+  if (target !== "esp32" && target !== "nuvoton") return usageError(io, PACK, `--target is esp32, w800 or nuvoton, not '${target}'`);
+  if (xz) return usageError(io, PACK, "--xz is for --target w800");
   if (target === "nuvoton") return packRaw(o.values, o.rest, io);
   if (o.values.payload !== undefined) o.rest.push(o.values.payload);
   const { version, secure, project, out } = o.values;
-  if (version === undefined) return usageError(io, PACK_USAGE, "--version is required");
-  if (out === undefined) return usageError(io, PACK_USAGE, "-o OUT is required");
-  if (o.rest.length !== 1) return usageError(io, PACK_USAGE, o.rest.length ? "one bundle file, please" : "the bundle file is missing");
+  if (version === undefined) return usageError(io, PACK, "--version is required");
+  if (out === undefined) return usageError(io, PACK, "-o OUT is required");
+  if (o.rest.length !== 1) return usageError(io, PACK, o.rest.length ? "one bundle file, please" : "the bundle file is missing");
   let secureVersion = 0;
   if (secure !== undefined) {
     if (!/^(0|[1-9][0-9]*)$/.test(secure) || Number(secure) > 0xffffffff) {
-      return usageError(io, PACK_USAGE, `--secure-version must be an integer from 0 to 4294967295, got '${secure}'`);
+      return usageError(io, PACK, `--secure-version must be an integer from 0 to 4294967295, got '${secure}'`);
     }
     secureVersion = Number(secure);
   }
@@ -95,7 +109,7 @@ function pack(args: string[], io: Io): number {
   try {
     image = packImage({ version, secureVersion, projectName: project, payload, sha256 });
   } catch (e) {
-    if (isOtaError(e, "bad-argument")) return usageError(io, PACK_USAGE, e.message);
+    if (isOtaError(e, "bad-argument")) return usageError(io, PACK, e.message);
     throw e;
   }
   return written(io, out, image, [`image: ${out}`, `size: ${image.length} bytes (bundle ${payload.length} bytes)`, `version: ${version}`, `secure version: ${secureVersion}`]);
@@ -103,17 +117,17 @@ function pack(args: string[], io: Io): number {
 
 function packRaw(values: Record<string, string>, rest: string[], io: Io): number {
   const { version, out } = values;
-  if (values.secure !== undefined || values.project !== undefined) return usageError(io, PACK_USAGE, "a raw app has no secure version or project name");
+  if (values.secure !== undefined || values.project !== undefined) return usageError(io, PACK, "a raw app has no secure version or project name");
   if (values.payload !== undefined) rest.push(values.payload);
-  if (version === undefined) return usageError(io, PACK_USAGE, "--version is required");
-  if (out === undefined) return usageError(io, PACK_USAGE, "-o OUT is required");
-  if (rest.length !== 1) return usageError(io, PACK_USAGE, rest.length ? "one bundle file, please" : "the bundle file is missing");
+  if (version === undefined) return usageError(io, PACK, "--version is required");
+  if (out === undefined) return usageError(io, PACK, "-o OUT is required");
+  if (rest.length !== 1) return usageError(io, PACK, rest.length ? "one bundle file, please" : "the bundle file is missing");
   const bundle = readInput(rest[0], "the bundle");
   let image: Uint8Array;
   try {
     image = rawAppImage(version, utf8Decode(bundle));
   } catch (e) {
-    if (isOtaError(e, "bad-argument") || isOtaError(e, "malformed")) return usageError(io, PACK_USAGE, e.message);
+    if (isOtaError(e, "bad-argument") || isOtaError(e, "malformed")) return usageError(io, PACK, e.message);
     throw e;
   }
   return written(io, out, image, [`image: ${out} (raw app for the Nuvoton board)`, `size: ${image.length} bytes`, `version: ${version}`]);
@@ -134,26 +148,25 @@ function written(io: Io, out: string, image: Uint8Array, lines: string[]): numbe
 
 function packW800(values: Record<string, string>, rest: string[], xz: boolean, io: Io): number {
   const { version, out, payload } = values;
-  if (values.secure !== undefined || values.project !== undefined) return usageError(io, PACK_USAGE, "a W800 image has no secure version or project name");
-  if (version === undefined) return usageError(io, PACK_USAGE, "--version is required");
-  if (out === undefined) return usageError(io, PACK_USAGE, "-o OUT is required");
-  if (payload === undefined || rest.length) return usageError(io, PACK_USAGE, payload === undefined ? "--payload FILE is required" : "the payload goes after --payload");
+  if (values.secure !== undefined || values.project !== undefined) return usageError(io, PACK, "a W800 image has no secure version or project name");
+  if (version === undefined) return usageError(io, PACK, "--version is required");
+  if (out === undefined) return usageError(io, PACK, "-o OUT is required");
+  if (payload === undefined || rest.length) return usageError(io, PACK, payload === undefined ? "--payload FILE is required" : "the payload goes after --payload");
   const body = readInput(payload, "the payload");
   let image: Uint8Array;
   try {
     const layout = shippedW800Layout();
     image = xz ? packW800Xz({ version, body, layout }) : packW800Image({ version, body, layout, digests: nodeDigests });
   } catch (e) {
-    if (isOtaError(e, "bad-argument") || isOtaError(e, "image-too-large")) return usageError(io, PACK_USAGE, e.message);
+    if (isOtaError(e, "bad-argument") || isOtaError(e, "image-too-large")) return usageError(io, PACK, e.message);
     throw e;
   }
   return written(io, out, image, [`image: ${out}`, `size: ${image.length} bytes (payload ${body.length} bytes${xz ? ", xz" : ""})`, `version: ${version}`]);
 }
 
-function info(args: string[], io: Io): number {
-  const o = parse(args, {}, io, INFO_USAGE);
-  if (!o) return 2;
-  if (o.rest.length !== 1) return usageError(io, INFO_USAGE, o.rest.length ? "one image file, please" : "the image file is missing");
+function info(a: Args, io: Io): number {
+  const o = valuesOf(a);
+  if (o.rest.length !== 1) return usageError(io, INFO, o.rest.length ? "one image file, please" : "the image file is missing");
   const bytes = readInput(o.rest[0], "the image");
   if (isW800Image(bytes)) return w800Info(bytes, io);
   const raw = rawAppVersion(bytes);
@@ -211,12 +224,6 @@ function truncation(bytes: Uint8Array): string | undefined {
   return undefined;
 }
 
-export function imageCommand(args: string[], io: Io): number {
-  const [sub, ...rest] = args;
-  if (sub === "pack") return pack(rest, io);
-  if (sub === "info") return info(rest, io);
-  io.err(sub === undefined ? "xs-ota: image needs a subcommand" : `xs-ota: unknown image subcommand '${sub}'`);
-  io.err(`usage: ${PACK_USAGE}`);
-  io.err(`       ${INFO_USAGE}`);
-  return 2;
+export function imageCommand(args: string[], io: Io): number | Promise<number> {
+  return runGroup(GROUP, args, io);
 }

@@ -11,28 +11,44 @@
  * `--filepath` sets the file's `filepath` (default /fw).
  */
 import { writeFileSync } from "node:fs";
-import { readInput, readTextInput } from "./files.ts";
+import { checkPrivateKeyFile, readInput } from "./files.ts";
+import { printUsageError, withArgs, type CommandSpec } from "./args.ts";
 import type { Io } from "./main.ts";
 import { documentFieldProblem, jobDocument, presignedPlaceholder, type DocumentFormat } from "../cloud/job-documents.ts";
 import { signFirmware, SIGNER_LABEL } from "../cloud/server.ts";
 import { parseImagePrefix } from "../modules/esp-idf/image.ts";
 
-const USAGE = "usage: xs-ota job document --file FW.bin (--s3-url URL | --url URL | --stream ID) [--key KEY.pem] [--format aws|nrf|zerynth] [--certfile LABEL] [--filepath PATH] [-o job.json]";
+export const JOB_DOCUMENT: CommandSpec = {
+  name: "job document",
+  usage: ["job document --file FW.bin (--s3-url URL | --url URL | --stream ID) [--key KEY.pem] [--format aws|nrf|zerynth] [--certfile LABEL] [--filepath PATH] [-o job.json]"],
+  about: ["Prints the job document a device reads for FW.bin, for AWS IoT's CreateJob (aws iot create-job --document file://job.json)."],
+  options: {
+    file: { type: "string", value: "FW.bin", required: true, description: "the firmware image" },
+    "s3-url": { type: "string", value: "URL", description: "the firmware's S3 object URL (the document carries AWS's presigned-URL placeholder)" },
+    url: { type: "string", value: "URL", description: "any other http(s) URL, used as it is" },
+    stream: { type: "string", value: "ID", description: "an AWS IoT stream id (CreateStream), for MQTT downloads" },
+    key: { type: "string", value: "KEY.pem", description: "the private signing key: the document carries the signature" },
+    format: { type: "string", value: "aws|nrf|zerynth", choices: ["aws", "nrf", "zerynth"], description: "the document's format (default aws)" },
+    certfile: { type: "string", value: "LABEL", description: "the device's key label for the signature (default signer.crt)" },
+    filepath: { type: "string", value: "PATH", description: "the file's filepath (default /fw)" },
+    out: { type: "string", short: "o", value: "job.json", description: "write the document there instead of stdout" },
+  },
+};
 
-export function jobDocumentCommand(args: string[], io: Io): number {
-  const o: Record<string, string> = {};
-  const names: Record<string, string> = { "--file": "file", "--s3-url": "s3", "--url": "url", "--stream": "stream", "--key": "key", "--format": "format", "--certfile": "certfile", "--filepath": "filepath", "-o": "out", "--out": "out" };
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i] ?? "";
-    const name = names[a];
-    const v = args[i + 1];
-    if (name === undefined || v === undefined) return usage(io, name === undefined ? `unexpected argument '${a}'` : `${a} needs a value`);
-    o[name] = v;
-    i++;
-  }
+export function jobDocumentCommand(args: string[], io: Io): Promise<number> {
+  return withArgs(JOB_DOCUMENT, args, io, (a) => {
+    const o: Record<string, string> = {};
+    const names: Record<string, string> = { file: "file", "s3-url": "s3", url: "url", stream: "stream", key: "key", format: "format", certfile: "certfile", filepath: "filepath", out: "out" };
+    for (const [option, name] of Object.entries(names)) {
+      const v = a.string(option);
+      if (v !== undefined) o[name] = v;
+    }
+    return document(o, io);
+  });
+}
+
+function document(o: Record<string, string>, io: Io): number {
   const format = (o["format"] ?? "aws") as DocumentFormat;
-  if (!["aws", "nrf", "zerynth"].includes(format)) return usage(io, `--format takes aws, nrf or zerynth, got ${format}`);
-  if (o["file"] === undefined) return usage(io, "--file is required");
   const sources = ["s3", "url", "stream"].filter((k) => o[k] !== undefined);
   if (sources.length !== 1) return usage(io, "give exactly one of --s3-url, --url and --stream");
   const protocol = o["stream"] !== undefined ? "mqtt" : "http";
@@ -41,9 +57,9 @@ export function jobDocumentCommand(args: string[], io: Io): number {
   let bytes: Uint8Array;
   let version: string;
   let signature: string | undefined;
-  const file = o["file"];
+  const file = o["file"] ?? "";
   bytes = readInput(file, "the firmware");
-  const key = o["key"] === undefined ? undefined : readTextInput(o["key"], "the signing key");
+  const key = o["key"] === undefined ? undefined : checkPrivateKeyFile(o["key"], "job document");
   try {
     version = parseImagePrefix(bytes.subarray(0, 288)).desc.version;
   } catch (e) {
@@ -81,7 +97,5 @@ export function jobDocumentCommand(args: string[], io: Io): number {
 }
 
 function usage(io: Io, problem: string): number {
-  io.err(`xs-ota job document: ${problem}`);
-  io.err(USAGE);
-  return 2;
+  return printUsageError(JOB_DOCUMENT, io, problem);
 }

@@ -21,24 +21,32 @@
  * not there.
  */
 import { readFileSync } from "node:fs";
-import { fsReason, readInput } from "./files.ts";
+import { checkInput, checkPrivateKeyFile, fsReason, readInput } from "./files.ts";
 import { resolve } from "node:path";
-import { DEFAULT_CONTROL_PORT } from "../cloud/server.ts";
 import type { Io } from "./main.ts";
-import { jobDocumentCommand } from "./job-document.ts";
+import { JOB_DOCUMENT, jobDocumentCommand } from "./job-document.ts";
+import { runGroup, withArgs, withArgsSync, type Args, type CommandSpec, type Group } from "./args.ts";
+import { findControl } from "./endpoint.ts";
 import { parseAwsJobMessage } from "../modules/aws/documents.ts";
 import { parseEnosUpgrade } from "../modules/enos/documents.ts";
 import type { ParseResult, TransferProtocol, UpdatePlan } from "../modules/jobs/plan.ts";
 
-const USAGE = [
-  "usage: xs-ota job parse [--format aws|enos] [--prefer mqtt|http] [--file-base URL] [--max-size N] [--allow-unsigned] [FILE|-]",
-  "  --format aws    an AWS IoT Jobs message (notify-next or $next/get/accepted): afr_ota, nRF aws_fota, Zerynth (default)",
-  "  --format enos   an EnOS ota/device/upgrade push; --file-base resolves a relative fileUrl to a plain URL,",
-  "                  without it the file comes through the EnOS HTTP broker's download, as enos-connect:// does",
-  "  --prefer        the data plane to use when an AWS OTA job allows both (default mqtt)",
-  "  --max-size N    refuse images larger than N bytes (the OTA slot size)",
-  "  --allow-unsigned  take documents without a signature (development devices only)",
-];
+const PARSE: CommandSpec = {
+  name: "job parse",
+  usage: ["job parse [--format aws|enos] [--prefer mqtt|http] [--file-base URL] [--max-size N] [--allow-unsigned] [FILE|-]"],
+  about: [
+    "Parses one job message (FILE, or stdin for - or no FILE) exactly as the device does: the plan as JSON, no job, or the refusal.",
+    "With --format aws it takes a Jobs message ({\"execution\": {...}}) or a bare job document ({\"afr_ota\": {...}}, as for aws iot create-job).",
+  ],
+  options: {
+    format: { type: "string", value: "aws|enos", choices: ["aws", "enos"], description: "aws: an AWS IoT Jobs message or job document (afr_ota, nRF aws_fota, Zerynth; default); enos: an EnOS ota/device/upgrade push" },
+    prefer: { type: "string", value: "mqtt|http", choices: ["mqtt", "http"], description: "the data plane to use when an AWS OTA job allows both (default mqtt)" },
+    "file-base": { type: "string", value: "URL", description: "EnOS: resolves a relative fileUrl to a plain URL (without it the file comes through the EnOS HTTP broker)" },
+    "max-size": { type: "string", value: "N", description: "refuse images larger than N bytes (the OTA slot size)" },
+    "allow-unsigned": { type: "boolean", description: "take documents without a signature (development devices only)" },
+  },
+  positionals: { min: 0, max: 1, name: "FILE" },
+};
 
 interface Options {
   format: "aws" | "enos";
@@ -49,49 +57,42 @@ interface Options {
   file: string;
 }
 
-function usage(io: Io, problem?: string, all = false): number {
-  if (problem) io.err(`xs-ota job: ${problem}`);
-  USAGE.forEach((l) => io.err(l));
-  if (all) CONTROL_USAGE.forEach((l) => io.err(l));
-  return 2;
-}
-
-function parseArgs(args: string[]): Options | string {
-  const o: Options = { format: "aws", allowUnsigned: false, file: "-" };
-  let file: string | undefined;
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i];
-    const value = (): string | undefined => args[++i];
-    if (a === "--format") {
-      const v = value();
-      if (v !== "aws" && v !== "enos") return `--format takes aws or enos, got ${v ?? "nothing"}`;
-      o.format = v;
-    } else if (a === "--prefer") {
-      const v = value();
-      if (v !== "mqtt" && v !== "http") return `--prefer takes mqtt or http, got ${v ?? "nothing"}`;
-      o.prefer = v;
-    } else if (a === "--file-base") {
-      const v = value();
-      if (v === undefined) return "--file-base needs a URL";
-      o.fileBase = v;
-    } else if (a === "--max-size") {
-      const v = value();
-      const n = v !== undefined && /^[0-9]+$/.test(v) ? Number(v) : NaN;
-      if (!Number.isSafeInteger(n) || n <= 0) return `--max-size takes a positive number of bytes, got ${v ?? "nothing"}`;
-      o.maxSize = n;
-    } else if (a === "--allow-unsigned") {
-      o.allowUnsigned = true;
-    } else if (a.startsWith("--")) {
-      return `unknown option '${a}'`;
-    } else if (file === undefined) {
-      file = a;
-    } else {
-      return `unexpected argument '${a}'`;
-    }
+function parseOptions(a: Args): Options {
+  const o: Options = { format: a.string("format") === "enos" ? "enos" : "aws", allowUnsigned: a.flag("allow-unsigned"), file: a.positionals[0] ?? "-" };
+  const prefer = a.string("prefer");
+  if (prefer === "mqtt" || prefer === "http") o.prefer = prefer;
+  const fileBase = a.string("file-base");
+  if (fileBase !== undefined) o.fileBase = fileBase;
+  const max = a.string("max-size");
+  if (max !== undefined) {
+    const n = /^[0-9]+$/.test(max) ? Number(max) : NaN;
+    if (!Number.isSafeInteger(n) || n <= 0) a.fail(`--max-size takes a positive number of bytes, got ${max}`);
+    o.maxSize = n;
   }
-  if (file !== undefined) o.file = file;
   return o;
 }
+
+/**
+ * A bare job document (what `aws iot create-job --document` takes) has no execution around it;
+ * the device never sees one, but people have one at hand, so it is wrapped as the execution a
+ * device would get, under a placeholder job ID. Anything else is left as it is.
+ */
+export function wrapBareDocument(bytes: Uint8Array): Uint8Array | undefined {
+  let value: unknown;
+  try {
+    value = JSON.parse(Buffer.from(bytes).toString("utf8"));
+  } catch {
+    return undefined;
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return undefined;
+  const keys = Object.keys(value);
+  // A Jobs message without an execution ("no job") carries only these.
+  if (keys.includes("execution") || keys.every((k) => k === "timestamp" || k === "clientToken")) return undefined;
+  const message = { execution: { jobId: PLACEHOLDER_JOB_ID, status: "QUEUED", versionNumber: 1, executionNumber: 1, jobDocument: value } };
+  return new TextEncoder().encode(JSON.stringify(message));
+}
+
+const PLACEHOLDER_JOB_ID = "local-document";
 
 /** The plan as people read it: where it downloads from, how much, and what proves it. */
 function describePlan(plan: UpdatePlan): Record<string, unknown> {
@@ -121,9 +122,8 @@ function howFetched(plan: UpdatePlan): string {
   return `file: ${plan.url ?? "?"} with HTTP Range requests`;
 }
 
-function parse(args: string[], io: Io): number {
-  const o = parseArgs(args);
-  if (typeof o === "string") return usage(io, o);
+function parse(a: Args, io: Io): number {
+  const o = parseOptions(a);
   let bytes: Uint8Array;
   if (o.file === "-") {
     try {
@@ -137,6 +137,11 @@ function parse(args: string[], io: Io): number {
   if (o.format === "enos") {
     result = parseEnosUpgrade(bytes, { fileBase: o.fileBase, maxSize: o.maxSize, allowUnsigned: o.allowUnsigned });
   } else {
+    const wrapped = wrapBareDocument(bytes);
+    if (wrapped !== undefined) {
+      io.err(`a bare job document: parsed as the execution of a job '${PLACEHOLDER_JOB_ID}' (a device gets it inside {"execution": {...}})`);
+      bytes = wrapped;
+    }
     result = parseAwsJobMessage(bytes, { maxSize: o.maxSize, allowUnsigned: o.allowUnsigned, preferProtocol: o.prefer });
   }
   switch (result.kind) {
@@ -159,19 +164,47 @@ function parse(args: string[], io: Io): number {
   }
 }
 
-const CONTROL_USAGE = [
-  "usage: xs-ota job create --thing T [--thing T2] --file FW.bin [--key KEY.pem] [--protocol http|mqtt] [--format aws|nrf|zerynth|enos] [--job-id ID] [--version V] [--product PK] [--certfile LABEL] [--filepath PATH] [--file-url enos-connect|path] [--control URL]",
-  "  --certfile LABEL  the key label the device verifies the signature with (default signer.crt); --filepath PATH (default /fw)",
-  "       xs-ota job list [--control URL]",
-  "       xs-ota job describe ID [--control URL]",
-];
+const CONTROL_OPTIONS: CommandSpec["options"] = {
+  control: { type: "string", value: "URL", description: "the cloud's control API (default: from DIR/cloud.json, else http://127.0.0.1:8180)" },
+  data: { type: "string", value: "DIR", description: "the cloud's data folder, where a running cloud leaves cloud.json (default .xs-ota-cloud)" },
+};
 
-function controlUsage(io: Io, problem: string): number {
-  io.err(`xs-ota job: ${problem}`);
-  USAGE.forEach((l) => io.err(l));
-  CONTROL_USAGE.forEach((l) => io.err(l));
-  return 2;
-}
+const CREATE: CommandSpec = {
+  name: "job create",
+  usage: [
+    "job create --thing T [--thing T2] --file FW.bin [--key KEY.pem] [--protocol http|mqtt] [--format aws|nrf|zerynth|enos] [--job-id ID] [--version V] [--product PK] [--certfile LABEL] [--filepath PATH] [--file-url enos-connect|path] [--control URL] [--data DIR]",
+  ],
+  about: ["Creates an update job on a running `xs-ota cloud` for one or more things, and prints its job document."],
+  options: {
+    thing: { type: "string", value: "T", multiple: true, required: true, description: "a target thing" },
+    file: { type: "string", value: "FW.bin", required: true, description: "the firmware image" },
+    key: { type: "string", value: "KEY.pem", description: "the private signing key (keygen's signing-key.pem); without it the job is unsigned" },
+    protocol: { type: "string", value: "http|mqtt", choices: ["http", "mqtt"], description: "how the device downloads: HTTPS presigned URL or MQTT stream" },
+    format: { type: "string", value: "FORMAT", choices: ["aws", "nrf", "zerynth", "enos"], description: "the job document's format (default aws)" },
+    "job-id": { type: "string", value: "ID", description: "the job's ID (default: made up)" },
+    version: { type: "string", value: "V", description: "the firmware's version, for a raw binary whose header declares none" },
+    product: { type: "string", value: "PK", description: "EnOS: the product key" },
+    certfile: { type: "string", value: "LABEL", description: "the key label the device verifies the signature with (default signer.crt; AWS OTA documents)" },
+    filepath: { type: "string", value: "PATH", description: "the document's filepath (default /fw; AWS OTA documents)" },
+    "file-url": { type: "string", value: "enos-connect|path", choices: ["enos-connect", "path"], description: "how an EnOS offer names its file" },
+    ...CONTROL_OPTIONS,
+  },
+};
+
+const LIST: CommandSpec = {
+  name: "job list",
+  usage: ["job list [--control URL] [--data DIR]"],
+  about: ["Lists the cloud's jobs: ID, status, format, targets."],
+  options: CONTROL_OPTIONS,
+};
+
+const DESCRIBE: CommandSpec = {
+  name: "job describe",
+  usage: ["job describe ID [--control URL] [--data DIR]"],
+  about: ["One job: its status, each thing's execution (status, progress, reason) and its document."],
+  options: CONTROL_OPTIONS,
+  positionals: { min: 1, max: 1, name: "the job ID" },
+};
 
 type JsonObject = Record<string, unknown>;
 
@@ -212,79 +245,84 @@ function printJson(io: Io, value: unknown): void {
     .forEach((l) => io.out(l));
 }
 
-async function controlCommand(sub: "create" | "list" | "describe", args: string[], io: Io): Promise<number> {
-  let base = `http://127.0.0.1:${DEFAULT_CONTROL_PORT}`;
-  const things: string[] = [];
-  const request: JsonObject = {};
-  const positional: string[] = [];
-  const names: Record<string, string> = {
-    "--file": "file",
-    "--key": "key",
-    "--protocol": "protocol",
-    "--format": "format",
-    "--job-id": "jobId",
-    "--version": "version",
-    "--product": "productKey",
-    "--certfile": "certfile",
-    "--filepath": "filepath",
-    "--file-url": "enosFileUrl",
-  };
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i] ?? "";
-    if (!a.startsWith("--")) {
-      positional.push(a);
-      continue;
-    }
-    const v = args[i + 1];
-    if (v === undefined) return controlUsage(io, `${a} needs a value`);
-    i++;
-    if (a === "--control") base = v;
-    else if (sub === "create" && a === "--thing") things.push(v);
-    else if (sub === "create" && a in names) {
-      const field = names[a] ?? a;
-      request[field] = field === "file" || field === "key" ? resolve(v) : v;
-    } else return controlUsage(io, `unknown option '${a}' for job ${sub}`);
+/** Columns padded to their widest cell, the header first. */
+export function alignedTable(head: string[], rows: string[][]): string[] {
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
+  return [head, ...rows].map((cells) => cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join("  ").trimEnd());
+}
+
+const text = (v: unknown): string => (v === undefined || v === null ? "" : typeof v === "string" ? v : JSON.stringify(v));
+
+/** statusDetails, the progress first: receive 1024/4096 -> "25% (1024/4096)". */
+function progressOf(details: unknown): { progress: string; reason: string; rest: string } {
+  const d = typeof details === "object" && details !== null ? (details as JsonObject) : {};
+  const m = /^(\d+)\/(\d+)$/.exec(text(d["receive"]));
+  const progress = m ? `${Math.floor((100 * Number(m[1])) / Math.max(1, Number(m[2])))}% (${m[1]}/${m[2]})` : "";
+  const reason = text(d["reason"]);
+  const rest = Object.entries(d)
+    .filter(([k]) => k !== "receive" && k !== "reason")
+    .map(([k, v]) => `${k}=${text(v)}`)
+    .join(" ");
+  return { progress, reason, rest };
+}
+
+async function create(a: Args, io: Io): Promise<number> {
+  const things = a.list("thing");
+  const file = a.string("file") ?? "";
+  // Local problems are the user's, said as such before anything reaches the cloud.
+  checkInput(file, "");
+  const key = a.string("key");
+  if (key !== undefined) checkPrivateKeyFile(key);
+  const request: JsonObject = { file: resolve(file), things };
+  if (key !== undefined) request["key"] = resolve(key);
+  const fields: Record<string, string> = { protocol: "protocol", format: "format", "job-id": "jobId", version: "version", product: "productKey", certfile: "certfile", filepath: "filepath", "file-url": "enosFileUrl" };
+  for (const [option, field] of Object.entries(fields)) {
+    const v = a.string(option);
+    if (v !== undefined) request[field] = v;
   }
-  if (sub === "create") {
-    if (positional.length) return controlUsage(io, `unexpected argument '${positional[0] ?? ""}'`);
-    if (things.length === 0) return controlUsage(io, "--thing is required");
-    if (request["file"] === undefined) return controlUsage(io, "--file is required");
-    if (request["protocol"] !== undefined && request["protocol"] !== "http" && request["protocol"] !== "mqtt") return controlUsage(io, `--protocol takes http or mqtt, got ${String(request["protocol"])}`);
-    if (request["format"] !== undefined && !["aws", "nrf", "zerynth", "enos"].includes(String(request["format"]))) {
-      return controlUsage(io, `--format takes aws, nrf, zerynth or enos, got ${String(request["format"])}`);
-    }
-    request["things"] = things;
-    const answer = await control(io, base, "POST", "/jobs", request);
-    if (!answer) return 1;
-    io.out(`created job ${String(answer["jobId"])} for ${things.join(", ")}`);
-    printJson(io, answer["document"]);
+  const base = await findControl(io, { control: a.string("control"), data: a.string("data") });
+  if (base === undefined) return 1;
+  const answer = await control(io, base, "POST", "/jobs", request);
+  if (!answer) return 1;
+  io.out(`created job ${String(answer["jobId"])} for ${things.join(", ")}`);
+  printJson(io, answer["document"]);
+  return 0;
+}
+
+async function list(a: Args, io: Io): Promise<number> {
+  const base = await findControl(io, { control: a.string("control"), data: a.string("data") });
+  if (base === undefined) return 1;
+  const answer = await control(io, base, "GET", "/jobs");
+  if (!answer) return 1;
+  const jobs = Array.isArray(answer["jobs"]) ? (answer["jobs"] as JsonObject[]) : [];
+  if (jobs.length === 0) {
+    io.out("no jobs");
     return 0;
   }
-  if (sub === "list") {
-    if (positional.length) return controlUsage(io, `unexpected argument '${positional[0] ?? ""}'`);
-    const answer = await control(io, base, "GET", "/jobs");
-    if (!answer) return 1;
-    const jobs = Array.isArray(answer["jobs"]) ? (answer["jobs"] as JsonObject[]) : [];
-    if (jobs.length === 0) io.out("no jobs");
-    for (const job of jobs) {
-      const targets = Array.isArray(job["targets"]) ? (job["targets"] as string[]).join(",") : "";
-      io.out(`${String(job["jobId"])}  ${String(job["status"] ?? job["format"] ?? "")}  ${targets}`);
-    }
-    return 0;
-  }
-  const [id, ...extra] = positional;
-  if (id === undefined || extra.length) return controlUsage(io, "job describe takes one job ID");
+  const rows = jobs.map((job) => [text(job["jobId"]), text(job["status"]), text(job["format"]), Array.isArray(job["targets"]) ? (job["targets"] as unknown[]).map(text).join(",") : ""]);
+  for (const line of alignedTable(["job", "status", "format", "targets"], rows)) io.out(line);
+  return 0;
+}
+
+async function describe(a: Args, io: Io): Promise<number> {
+  const id = a.positionals[0] ?? "";
+  const base = await findControl(io, { control: a.string("control"), data: a.string("data") });
+  if (base === undefined) return 1;
   const answer = await control(io, base, "GET", `/jobs/${encodeURIComponent(id)}`);
   if (!answer) return 1;
   const job = answer["job"];
   const executions = answer["executions"];
   if (typeof job === "object" && job !== null && Array.isArray(executions)) {
     const j = job as JsonObject;
-    io.out(`job ${String(j["jobId"])}: ${String(j["status"])}`);
-    for (const e of executions as JsonObject[]) {
-      const details = e["statusDetails"] === undefined ? "" : `  ${JSON.stringify(e["statusDetails"])}`;
-      io.out(`  ${String(e["thingName"])}: ${String(e["status"])}${details}`);
-    }
+    io.out(`job ${text(j["jobId"])}: ${text(j["status"])}`);
+    io.out("");
+    const rows = (executions as JsonObject[]).map((e) => {
+      const p = progressOf(e["statusDetails"]);
+      return [text(e["thingName"]), text(e["status"]), p.progress, p.reason, p.rest];
+    });
+    if (rows.length === 0) io.out("no executions");
+    else for (const line of alignedTable(["thing", "status", "progress", "reason", "statusDetails"], rows)) io.out(line);
+    io.out("");
     io.out("document:");
     printJson(io, j["document"]);
   } else {
@@ -293,11 +331,17 @@ async function controlCommand(sub: "create" | "list" | "describe", args: string[
   return 0;
 }
 
+const GROUP: Group = {
+  name: "job",
+  subcommands: {
+    parse: { spec: PARSE, run: (args, io) => withArgsSync(PARSE, args, io, (a) => parse(a, io)) },
+    document: { spec: JOB_DOCUMENT, run: jobDocumentCommand },
+    create: { spec: CREATE, run: (args, io) => withArgs(CREATE, args, io, (a) => create(a, io)) },
+    list: { spec: LIST, run: (args, io) => withArgs(LIST, args, io, (a) => list(a, io)) },
+    describe: { spec: DESCRIBE, run: (args, io) => withArgs(DESCRIBE, args, io, (a) => describe(a, io)) },
+  },
+};
+
 export function jobCommand(args: string[], io: Io): number | Promise<number> {
-  const [sub, ...rest] = args;
-  if (sub === "parse") return parse(rest, io);
-  if (sub === "document") return jobDocumentCommand(rest, io);
-  if (sub === "create" || sub === "list" || sub === "describe") return controlCommand(sub, rest, io);
-  if (sub === undefined || sub === "help" || sub === "--help") return usage(io, undefined, true);
-  return usage(io, `unknown subcommand '${sub}'`, true);
+  return runGroup(GROUP, args, io);
 }

@@ -15,6 +15,7 @@ import { bundleCommand } from "./bundle.ts";
 import { demoCommand } from "./demo.ts";
 import { describeFailure } from "./files.ts";
 import { enosCommand } from "./enos.ts";
+import { readFileSync } from "node:fs";
 
 export interface Io {
   out(line: string): void;
@@ -59,14 +60,53 @@ const consoleIo: Io = {
   err: (line) => process.stderr.write(line + "\n"),
 };
 
+/**
+ * `xs-ota job list | head -1`: when the reader goes away, writing raises EPIPE on the stream,
+ * which unhandled kills the process with a stack trace. The output is no longer wanted, so the
+ * command ends quietly, as Unix tools do. Installed once, by bin/xs-ota.js's call of main().
+ */
+let epipeHandled = false;
+function quietOnEpipe(): void {
+  // Not skipped when the stream has listeners already: tsx adds one that does not end the process.
+  if (epipeHandled) return;
+  epipeHandled = true;
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on("error", (e: NodeJS.ErrnoException) => {
+      if (e.code === "EPIPE") process.exit(0);
+      throw e;
+    });
+  }
+}
+
+/** package.json's version, found next to this file so it works from any working directory. */
+export function packageVersion(): string {
+  const pkg: unknown = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8"));
+  const version = typeof pkg === "object" && pkg !== null ? (pkg as Record<string, unknown>)["version"] : undefined;
+  return typeof version === "string" ? version : "unknown";
+}
+
+function commandList(write: (line: string) => void): void {
+  write("usage: xs-ota <command> [options]   (xs-ota <command> --help for its options)");
+  for (const c of Object.values(commands)) for (const line of c.usage.split("\n")) write(`  xs-ota ${line}`);
+  write("  xs-ota --version");
+}
+
 export async function main(argv: string[], io: Io = consoleIo): Promise<number> {
+  if (io === consoleIo) quietOnEpipe();
   const [name, ...rest] = argv;
-  const command = name === undefined ? undefined : commands[name];
+  if (name === "--version" || name === "-V") {
+    io.out(packageVersion());
+    return 0;
+  }
+  if (name === undefined || name === "help" || name === "--help" || name === "-h") {
+    commandList(io.out);
+    return 0;
+  }
+  const command = Object.hasOwn(commands, name) ? commands[name] : undefined;
   if (!command) {
-    if (name !== undefined && name !== "help" && name !== "--help") io.err(`xs-ota: unknown command '${name}'`);
-    io.err("usage: xs-ota <command>");
-    for (const c of Object.values(commands)) for (const line of c.usage.split("\n")) io.err(`  xs-ota ${line}`);
-    return name === undefined || name === "help" || name === "--help" ? 0 : 2;
+    io.err(`xs-ota: unknown command '${name}'`);
+    commandList(io.err);
+    return 2;
   }
   try {
     return await command.run(rest, io);

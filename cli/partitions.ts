@@ -6,6 +6,7 @@
  */
 import { readTextInput } from "./files.ts";
 import type { Io } from "./main.ts";
+import { runGroup, withArgsSync, type Args, type CommandSpec, type Group } from "./args.ts";
 import {
   checkPartitionTable,
   hex,
@@ -17,39 +18,27 @@ import {
   type TableError,
 } from "../modules/esp-idf/partition-table.ts";
 
-const USAGE = "usage: xs-ota partitions check FILE [--flash-size SIZE]   (SIZE: 2MB, 4MB, 8MB, 16MB, ...)";
+export const PARTITIONS_CHECK: CommandSpec = {
+  name: "partitions check",
+  usage: ["partitions check FILE [--flash-size SIZE]   (SIZE: 2MB, 4MB, 8MB, 16MB, ...)"],
+  about: ["Prints the partition table a CSV describes and everything wrong with it, as FILE:LINE: message."],
+  options: { "flash-size": { type: "string", value: "SIZE", description: "the flash size to check against (default: the table's own, if it says)" } },
+  positionals: { min: 1, max: 1, name: "FILE" },
+};
 
-export function partitionsCommand(args: string[], io: Io): number {
-  const [sub, ...rest] = args;
-  if (sub !== "check") {
-    if (sub !== undefined) io.err(`xs-ota partitions: unknown subcommand '${sub}'`);
-    io.err(USAGE);
-    return 2;
-  }
+const GROUP: Group = { name: "partitions", subcommands: { check: { spec: PARTITIONS_CHECK, run: (args, io) => withArgsSync(PARTITIONS_CHECK, args, io, (a) => check(a, io)) } } };
 
-  let file: string | undefined;
-  let flashSizeText: string | undefined;
-  for (let i = 0; i < rest.length; i++) {
-    const arg = rest[i];
-    if (arg === "--flash-size") {
-      flashSizeText = rest[++i];
-      if (flashSizeText === undefined) return usage(io, "--flash-size needs a value");
-    } else if (arg.startsWith("--flash-size=")) {
-      flashSizeText = arg.slice("--flash-size=".length);
-    } else if (arg.startsWith("-")) {
-      return usage(io, `unknown option '${arg}'`);
-    } else if (file === undefined) {
-      file = arg;
-    } else {
-      return usage(io, `unexpected argument '${arg}'`);
-    }
-  }
-  if (file === undefined) return usage(io, "missing FILE");
+export function partitionsCommand(args: string[], io: Io): number | Promise<number> {
+  return runGroup(GROUP, args, io);
+}
 
+function check(a: Args, io: Io): number {
+  const file = a.positionals[0] ?? "";
+  const flashSizeText = a.string("flash-size");
   let flashOverride: number | undefined;
   if (flashSizeText !== undefined) {
     flashOverride = parseFlashSize(flashSizeText);
-    if (flashOverride === undefined) return usage(io, `'${flashSizeText}' is not a flash size`);
+    if (flashOverride === undefined) a.fail(`'${flashSizeText}' is not a flash size`);
   }
 
   const text = readTextInput(file, "the partition table");
@@ -70,12 +59,6 @@ export function partitionsCommand(args: string[], io: Io): number {
   for (const e of errors) io.err(`${file}:${e.line}: ${e.message}`);
   io.err(`${errors.length} error${errors.length === 1 ? "" : "s"}`);
   return 1;
-}
-
-function usage(io: Io, problem: string): number {
-  io.err(`xs-ota partitions: ${problem}`);
-  io.err(USAGE);
-  return 2;
 }
 
 function formatTable(partitions: readonly Partition[]): string[] {

@@ -7,8 +7,10 @@
  * SHA-256 of the whole file, DER, base64. `verify` runs the device's own code path (PEM, DER and
  * base64 parsing in modules/, the portable verifier), so it answers what a device would.
  */
-import { createPrivateKey, createSign, generateKeyPairSync } from "node:crypto";
-import { closeSync, existsSync, mkdirSync, openSync, readSync, statSync, writeFileSync } from "node:fs";
+import { createPrivateKey, createSign, generateKeyPairSync, randomBytes, webcrypto } from "node:crypto";
+import * as x509 from "@peculiar/x509";
+import { withArgs, withArgsSync, type CommandSpec } from "./args.ts";
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, statSync, writeFileSync } from "node:fs";
 import { InputError, checkInput, readInput, readTextInput } from "./files.ts";
 import { join } from "node:path";
 import type { Io } from "./main.ts";
@@ -33,22 +35,34 @@ export function streamFile(path: string, update: (chunk: Uint8Array) => void): n
   return total;
 }
 
-function options(args: string[], names: string[], io: Io, usage: string): { values: Record<string, string>; rest: string[] } | undefined {
-  const values: Record<string, string> = {};
-  const rest: string[] = [];
-  for (let i = 0; i < args.length; i++) {
-    if (args[i].startsWith("--")) {
-      const name = args[i].slice(2);
-      if (!names.includes(name) || args[i + 1] === undefined) {
-        io.err(`xs-ota: ${names.includes(name) ? `--${name} needs a value` : `unknown option ${args[i]}`}`);
-        io.err(`usage: ${usage}`);
-        return undefined;
-      }
-      values[name] = args[++i];
-    } else rest.push(args[i]);
-  }
-  return { values, rest };
-}
+export const KEYGEN: CommandSpec = {
+  name: "keygen",
+  usage: ["keygen --out DIR"],
+  about: [
+    "Makes a code-signing key pair in DIR: signing-key.pem (private, signs), signing-key.pub.pem (public, for the device)",
+    "and signing-cert.pem, a self-signed code-signing certificate for the key, as AWS code signing (ACM) takes it.",
+  ],
+  options: { out: { type: "string", value: "DIR", required: true, description: "the directory the key files go in (made if missing)" } },
+};
+
+export const SIGN: CommandSpec = {
+  name: "sign",
+  usage: ["sign --key KEY.pem FILE"],
+  about: ["Prints FILE's signature as AWS code signing makes it (sig-sha256-ecdsa: ECDSA P-256, SHA-256, DER, base64)."],
+  options: { key: { type: "string", value: "KEY.pem", required: true, description: "the private key (keygen's signing-key.pem)" } },
+  positionals: { min: 1, max: 1, name: "FILE (the file to sign)" },
+};
+
+export const VERIFY: CommandSpec = {
+  name: "verify",
+  usage: ["verify --key PUB_OR_CERT.pem --sig BASE64 FILE"],
+  about: ["Checks a signature of FILE with the device's own verifier: prints valid (exit 0) or invalid: why (exit 1)."],
+  options: {
+    key: { type: "string", value: "PUB_OR_CERT.pem", required: true, description: "the public key or certificate the device trusts" },
+    sig: { type: "string", value: "BASE64", required: true, description: "the signature, base64 DER" },
+  },
+  positionals: { min: 1, max: 1, name: "FILE (the file to verify)" },
+};
 
 export interface SigningKeys {
   privatePath: string;
@@ -71,41 +85,74 @@ export function writeSigningKeys(dir: string): SigningKeys {
   return { privatePath, publicPath, publicPem: publicKey };
 }
 
-export function keygenCommand(args: string[], io: Io): number {
-  const usage = "xs-ota keygen --out DIR";
-  const o = options(args, ["out"], io, usage);
-  if (!o || !o.values.out || o.rest.length) {
-    if (o) io.err(`usage: ${usage}`);
-    return 2;
-  }
-  const dir = o.values.out;
+/**
+ * A self-signed X.509 certificate for the signing key, with keyUsage digitalSignature (critical)
+ * and extendedKeyUsage codeSigning: AWS code signing takes a signing key only as an ACM
+ * certificate, and ACM's import checks these (`aws acm import-certificate`).
+ */
+export async function writeSigningCertificate(dir: string, privatePem: string, publicPem: string): Promise<string> {
+  x509.cryptoProvider.set(webcrypto);
+  const subtle = webcrypto.subtle;
+  const algorithm = { name: "ECDSA", namedCurve: "P-256", hash: "SHA-256" };
+  const der = (pem: string) => Buffer.from(pem.replace(/-----[A-Z ]+-----/g, "").replace(/\s+/g, ""), "base64");
+  const keys: webcrypto.CryptoKeyPair = {
+    privateKey: await subtle.importKey("pkcs8", der(privatePem), algorithm, false, ["sign"]),
+    publicKey: await subtle.importKey("spki", der(publicPem), algorithm, true, ["verify"]),
+  };
+  const now = Date.now();
+  const cert = await x509.X509CertificateGenerator.createSelfSigned({
+    serialNumber: randomBytes(8).toString("hex").replace(/^[89a-f]/, "1"),
+    name: "CN=xs-ota code signing",
+    keys,
+    signingAlgorithm: algorithm,
+    notBefore: new Date(now - 3600_000),
+    notAfter: new Date(now + 3650 * 86_400_000),
+    extensions: [
+      new x509.BasicConstraintsExtension(false, undefined, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
+      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.codeSigning]),
+      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
+    ],
+  });
+  const path = join(dir, "signing-cert.pem");
+  writeFileSync(path, cert.toString("pem") + "\n", { flag: "wx" });
+  return path;
+}
+
+export function keygenCommand(args: string[], io: Io): Promise<number> {
+  return withArgs(KEYGEN, args, io, (a) => keygen(a.string("out") ?? "", io));
+}
+
+async function keygen(dir: string, io: Io): Promise<number> {
   if (existsSync(dir) && !statSync(dir).isDirectory()) {
     io.err(`error: ${dir} is a file; --out names the directory the two key files go in`);
     return 1;
   }
   const privatePath = join(dir, "signing-key.pem");
   const publicPath = join(dir, "signing-key.pub.pem");
-  for (const p of [privatePath, publicPath]) {
+  const certPath = join(dir, "signing-cert.pem");
+  for (const p of [privatePath, publicPath, certPath]) {
     if (existsSync(p)) {
       io.err(`error: ${p} exists; keygen never overwrites a key`);
       return 1;
     }
   }
-  writeSigningKeys(dir);
+  const keys = writeSigningKeys(dir);
+  await writeSigningCertificate(dir, readFileSync(privatePath, "utf8"), keys.publicPem);
   io.out(`private key: ${privatePath} (keep it secret; sign with it)`);
   io.out(`public key:  ${publicPath} (put it on the device)`);
-  io.out("for AWS code signing, make a certificate from the private key, e.g.");
-  io.out(`  openssl req -new -x509 -key ${privatePath} -subj /CN=ota-signer -days 3650 -out ${join(dir, "signing-cert.pem")}`);
+  io.out(`certificate: ${certPath} (self-signed, code signing: for AWS code signing)`);
+  io.out("next, for AWS code signing, import the certificate and key into ACM:");
+  io.out(`  aws acm import-certificate --certificate fileb://${certPath} --private-key fileb://${privatePath}`);
   return 0;
 }
 
 export function signCommand(args: string[], io: Io): number {
-  const usage = "xs-ota sign --key KEY.pem FILE";
-  const o = options(args, ["key"], io, usage);
-  if (!o || !o.values.key || o.rest.length !== 1) {
-    if (o) io.err(`usage: ${usage}`);
-    return 2;
-  }
+  return withArgsSync(SIGN, args, io, (a) => sign({ key: a.string("key") ?? "" }, a.positionals, io));
+}
+
+function sign(values: { key: string }, rest: readonly string[], io: Io): number {
+  const o = { values, rest };
   try {
     checkInput(o.rest[0], "the file to sign");
     const keyPath = o.values.key;
@@ -133,12 +180,11 @@ export function signCommand(args: string[], io: Io): number {
 }
 
 export function verifyCommand(args: string[], io: Io): number {
-  const usage = "xs-ota verify --key PUB_OR_CERT.pem --sig BASE64 FILE";
-  const o = options(args, ["key", "sig"], io, usage);
-  if (!o || !o.values.key || o.values.sig === undefined || o.rest.length !== 1) {
-    if (o) io.err(`usage: ${usage}`);
-    return 2;
-  }
+  return withArgsSync(VERIFY, args, io, (a) => verify({ key: a.string("key") ?? "", sig: a.string("sig") ?? "" }, a.positionals, io));
+}
+
+function verify(values: { key: string; sig: string }, rest: readonly string[], io: Io): number {
+  const o = { values, rest };
   try {
     const keyPath = o.values.key;
     const keyText = readTextInput(keyPath, "the public key");

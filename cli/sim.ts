@@ -33,7 +33,9 @@
  */
 import { X509Certificate } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
-import { readCaInput, readInput, readTextInput } from "./files.ts";
+import { InputError, checkPublicKeyFile, readCaInput, readInput } from "./files.ts";
+import { withArgs, type Args, type CommandSpec } from "./args.ts";
+import { DEFAULT_DATA, readEndpoint } from "./endpoint.ts";
 import { publicKeyFromPem } from "../modules/verify/keys.ts";
 import { join } from "node:path";
 import type { Io } from "./main.ts";
@@ -45,14 +47,40 @@ import { SimulatedDevice, type DeviceEvent } from "../hosts/sim/device.ts";
 import type { SimCloud } from "../hosts/sim/xs/host.ts";
 import { SIGNER_LABEL, DEFAULT_MQTT_PORT } from "../cloud/server.ts";
 
-const USAGE = [
-  "usage: xs-ota sim [--thing T] [--count N] [--firmware FW.bin] [--key [LABEL=]PUB.pem]... [--allow-unsigned]",
-  "                  [--broker URL] [--ca CA.pem] [--cert CERT.pem --cert-key KEY.pem | --certs DIR] [--dir DIR]",
-  "                  [--cloud aws|enos] [--product PK] [--file-base URL] [--file-service URL]",
-  "                  [--device-secret S | --product-secret S] [--until VERSION] [--flash-timing esp32]",
-  "                  [--board esp32|w800|nuvoton]",
-];
-const DEFAULT_CA = ".xs-ota-cloud/tls/ca.pem";
+export const SIM: CommandSpec = {
+  name: "sim",
+  usage: [
+    "sim [--thing T] [--count N] [--firmware FW.bin] [--key [LABEL=]PUB.pem]... [--allow-unsigned]",
+    "    [--broker URL] [--ca CA.pem] [--cert CERT.pem --cert-key KEY.pem | --certs DIR] [--dir DIR] [--data DIR]",
+    "    [--cloud aws|enos] [--product PK] [--file-base URL] [--file-service URL]",
+    "    [--device-secret S | --product-secret S] [--until VERSION] [--flash-timing esp32]",
+    "    [--board esp32|w800|nuvoton]",
+  ],
+  about: ["Simulated boards on the desktop, each running its firmware on the XS engine and updating from the cloud."],
+  options: {
+    thing: { type: "string", value: "T", description: "the thing name (with --count, the things are T-1..T-N; default dev-1)" },
+    count: { type: "string", value: "N", description: `how many devices (1 to 200)` },
+    firmware: { type: "string", value: "FW.bin", description: "flash every device with this image first (else they carry on from DIR)" },
+    key: { type: "string", value: "[LABEL=]PUB.pem", multiple: true, description: "a code-signing public key the device trusts (default label signer.crt)" },
+    "allow-unsigned": { type: "boolean", description: "take unsigned jobs (development devices only)" },
+    broker: { type: "string", value: "URL", description: "the MQTT broker (default: the running cloud's, from DIR/cloud.json, else mqtt://127.0.0.1:1883)" },
+    ca: { type: "string", value: "CA.pem", description: "the CA the broker and HTTPS downloads are trusted through (default: the cloud's)" },
+    cert: { type: "string", value: "CERT.pem", description: "one device's client certificate (mqtts://)" },
+    "cert-key": { type: "string", value: "KEY.pem", description: "its key" },
+    certs: { type: "string", value: "DIR", description: "a folder of <thing>.cert.pem and <thing>.key.pem (xs-ota thing create)" },
+    dir: { type: "string", value: "DIR", description: "where the devices' flash files live (default .xs-ota-sim)" },
+    data: { type: "string", value: "DIR", description: "the cloud's data folder, for its cloud.json and CA (default .xs-ota-cloud)" },
+    cloud: { type: "string", value: "aws|enos", choices: ["aws", "enos"], description: "the devices' cloud (default aws)" },
+    product: { type: "string", value: "PK", description: "EnOS: the product key (default xsota)" },
+    "file-base": { type: "string", value: "URL", description: "EnOS: resolves a relative fileUrl" },
+    "file-service": { type: "string", value: "URL", description: "EnOS: the HTTP broker's URL, for enos-connect:// downloads" },
+    "device-secret": { type: "string", value: "S", description: "EnOS: log in with the device secret" },
+    "product-secret": { type: "string", value: "S", description: "EnOS: log in with the product secret (securemode 3)" },
+    until: { type: "string", value: "VERSION", description: "stop once every device runs VERSION confirmed (exit 0), or one cannot boot (exit 1)" },
+    "flash-timing": { type: "string", value: "NAME", choices: Object.keys(FLASH_TIMINGS), description: "make flash calls take a chip's erase and program time" },
+    board: { type: "string", value: "BOARD", choices: BOARD_NAMES, description: "the board --firmware flashes (default esp32)" },
+  },
+};
 const MAX_COUNT = 200;
 
 export interface SimOptions {
@@ -60,6 +88,8 @@ export interface SimOptions {
   count: number;
   firmware?: string;
   keys: Record<string, string>;
+  /** The --key arguments, [LABEL=]PATH, read into `keys` before anything is flashed. */
+  keyFiles: string[];
   allowUnsigned: boolean;
   broker: string;
   ca?: string;
@@ -87,69 +117,64 @@ export interface SimCommandHooks {
   stopped?: Promise<void>;
 }
 
-function parse(args: string[]): SimOptions | string {
-  const o: SimOptions = { thing: "", count: 1, keys: {}, allowUnsigned: false, broker: `mqtt://127.0.0.1:${DEFAULT_MQTT_PORT}`, dir: ".xs-ota-sim", cloud: "aws", product: "xsota", board: "esp32" };
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i] ?? "";
-    if (a === "--allow-unsigned") {
-      o.allowUnsigned = true;
-      continue;
-    }
-    const v = args[i + 1];
-    if (!a.startsWith("--")) return `unexpected argument '${a}'`;
-    if (v === undefined) return `${a} needs a value`;
-    i++;
-    if (a === "--thing") o.thing = v;
-    else if (a === "--count") {
-      o.count = /^[0-9]+$/.test(v) ? Number(v) : NaN;
-      if (!(o.count >= 1 && o.count <= MAX_COUNT)) return `--count takes 1 to ${MAX_COUNT}, got ${v}`;
-    } else if (a === "--firmware") o.firmware = v;
-    else if (a === "--key") {
-      const eq = v.indexOf("=");
-      const [label, path] = eq > 0 ? [v.slice(0, eq), v.slice(eq + 1)] : [SIGNER_LABEL, v];
-      try {
-        const pem = readTextInput(path, "the public key");
-        try {
-          publicKeyFromPem(pem);
-        } catch (e) {
-          return `the public key ${path}: ${(e as Error).message}`;
-        }
-        o.keys[label] = pem;
-      } catch (e) {
-        return (e as Error).message;
-      }
-    } else if (a === "--broker") o.broker = v;
-    else if (a === "--ca") o.ca = v;
-    else if (a === "--cert") o.cert = v;
-    else if (a === "--cert-key") o.certKey = v;
-    else if (a === "--certs") o.certs = v;
-    else if (a === "--dir") o.dir = v;
-    else if (a === "--cloud") {
-      if (v !== "aws" && v !== "enos") return `--cloud takes aws or enos, got ${v}`;
-      o.cloud = v;
-    } else if (a === "--product") o.product = v;
-    else if (a === "--file-base") o.fileBase = v;
-    else if (a === "--file-service") o.fileService = v;
-    else if (a === "--device-secret") o.deviceSecret = v;
-    else if (a === "--product-secret") o.productSecret = v;
-    else if (a === "--until") o.until = v;
-    else if (a === "--flash-timing") {
-      const t = FLASH_TIMINGS[v];
-      if (t === undefined) return `--flash-timing takes ${Object.keys(FLASH_TIMINGS).join(", ")}, got ${v}`;
-      o.flashTiming = t;
-    } else if (a === "--board") {
-      if (!isBoardName(v)) return `--board takes ${BOARD_NAMES.join(", ")}, got ${v}`;
-      o.board = v;
-    }
-    else return `unknown option ${a}`;
+function parse(a: Args): SimOptions {
+  const endpoint = a.string("broker") === undefined ? readEndpoint(a.string("data") ?? DEFAULT_DATA) : undefined;
+  const board = a.string("board") ?? "esp32";
+  const o: SimOptions = {
+    thing: a.string("thing") ?? "",
+    count: 1,
+    keys: {},
+    keyFiles: a.list("key"),
+    allowUnsigned: a.flag("allow-unsigned"),
+    // A running cloud says where its broker is: its cloud.json comes before the default port.
+    broker: a.string("broker") ?? endpoint?.mqtt ?? `mqtt://127.0.0.1:${DEFAULT_MQTT_PORT}`,
+    dir: a.string("dir") ?? ".xs-ota-sim",
+    cloud: a.string("cloud") === "enos" ? "enos" : "aws",
+    product: a.string("product") ?? "xsota",
+    board: isBoardName(board) ? board : "esp32",
+  };
+  const defaultCa = join(a.string("data") ?? DEFAULT_DATA, "tls", "ca.pem");
+  const ca = a.string("ca") ?? endpoint?.ca ?? (existsSync(defaultCa) ? defaultCa : undefined);
+  if (ca !== undefined) o.ca = ca;
+  const strings = { cert: "cert", certKey: "cert-key", certs: "certs", fileBase: "file-base", fileService: "file-service", deviceSecret: "device-secret", productSecret: "product-secret", until: "until" } as const;
+  for (const [field, option] of Object.entries(strings)) {
+    const v = a.string(option);
+    if (v !== undefined) o[field as keyof typeof strings] = v;
   }
-  if (Object.keys(o.keys).length === 0 && !o.allowUnsigned) return "give the code-signing public key (--key PUB.pem), or --allow-unsigned for a development device";
-  if ((o.cert === undefined) !== (o.certKey === undefined)) return "--cert and --cert-key go together";
-  if (o.cert !== undefined && o.certs !== undefined) return "give --cert/--cert-key (one device) or --certs DIR, not both";
-  if (o.cert !== undefined && o.count > 1) return "--cert is one thing's certificate; with --count use --certs DIR";
-  if ((o.cert !== undefined || o.certs !== undefined) && !o.broker.startsWith("mqtts://")) return `client certificates are for an mqtts:// --broker, got ${o.broker}`;
-  if (!/^[a-zA-Z0-9:_-]*$/.test(o.thing)) return `thing name '${o.thing}': letters, digits, ':', '_' and '-' only`;
+  const count = a.string("count");
+  if (count !== undefined) {
+    o.count = /^[0-9]+$/.test(count) ? Number(count) : NaN;
+    if (!(o.count >= 1 && o.count <= MAX_COUNT)) a.fail(`--count takes 1 to ${MAX_COUNT}, got ${count}`);
+  }
+  const timing = a.string("flash-timing");
+  if (timing !== undefined) o.flashTiming = FLASH_TIMINGS[timing];
+  const firmware = a.string("firmware");
+  if (firmware !== undefined) o.firmware = firmware;
+  const fail = (reason: string): never => a.fail(reason);
+  if (o.keyFiles.length === 0 && !o.allowUnsigned) fail("give the code-signing public key (--key PUB.pem), or --allow-unsigned for a development device");
+  if ((o.cert === undefined) !== (o.certKey === undefined)) fail("--cert and --cert-key go together");
+  if (o.cert !== undefined && o.certs !== undefined) fail("give --cert/--cert-key (one device) or --certs DIR, not both");
+  if (o.cert !== undefined && o.count > 1) fail("--cert is one thing's certificate; with --count use --certs DIR");
+  if ((o.cert !== undefined || o.certs !== undefined) && !o.broker.startsWith("mqtts://")) fail(`client certificates are for an mqtts:// --broker, got ${o.broker}`);
+  if (!/^[a-zA-Z0-9:_-]*$/.test(o.thing)) fail(`thing name '${o.thing}': letters, digits, ':', '_' and '-' only`);
   return o;
+}
+
+/** The --key files, each a key a device verifies with: a private key is refused before anything is flashed. */
+function readKeys(files: readonly string[]): Record<string, string> {
+  const keys: Record<string, string> = {};
+  for (const v of files) {
+    const eq = v.indexOf("=");
+    const [label, path] = eq > 0 ? [v.slice(0, eq), v.slice(eq + 1)] : [SIGNER_LABEL, v];
+    const pem = checkPublicKeyFile(path);
+    try {
+      publicKeyFromPem(pem);
+    } catch (e) {
+      throw new InputError(`the public key ${path}: ${(e as Error).message}`);
+    }
+    keys[label] = pem;
+  }
+  return keys;
 }
 
 function definedOnly<T extends Record<string, string | undefined>>(o: T): Partial<Record<keyof T, string>> {
@@ -181,19 +206,18 @@ function describeEvent(e: DeviceEvent): string {
   }
 }
 
-export async function simCommand(args: string[], io: Io, hooks: SimCommandHooks = {}): Promise<number> {
-  const o = parse(args);
-  if (typeof o === "string") {
-    io.err(`xs-ota sim: ${o}`);
-    for (const line of USAGE) io.err(line);
-    return 2;
-  }
+export function simCommand(args: string[], io: Io, hooks: SimCommandHooks = {}): Promise<number> {
+  return withArgs(SIM, args, io, (a) => runSim(parse(a), io, hooks));
+}
+
+async function runSim(o: SimOptions, io: Io, hooks: SimCommandHooks): Promise<number> {
   const base = o.thing || (o.count > 1 ? "dev" : "dev-1");
   const things = o.count > 1 ? Array.from({ length: o.count }, (_, i) => `${base}-${i + 1}`) : [base];
-  const caPath = o.ca ?? (existsSync(DEFAULT_CA) ? DEFAULT_CA : undefined);
+  const caPath = o.ca;
   let ca: string | undefined;
   const tls = new Map<string, { ca: string; cert: string; key: string }>();
   try {
+    o.keys = readKeys(o.keyFiles);
     ca = caPath === undefined ? undefined : readCaInput(caPath);
     for (const thing of things) {
       const pair = thingTls(o, thing, ca);
@@ -225,8 +249,14 @@ export async function simCommand(args: string[], io: Io, hooks: SimCommandHooks 
   const firstVersion = new Map<string, string>();
   let halted = 0;
   let check = () => {};
+  let hinted = false;
   for (const d of devices) {
     d.on("event", (e) => {
+      // The devices keep retrying on their own; the user needs to hear once what is missing.
+      if (!hinted && e.type === "log" && e.message.startsWith("MQTT:") && /ECONNREFUSED|ENOTFOUND|EHOSTUNREACH|ETIMEDOUT|connect/i.test(e.message)) {
+        hinted = true;
+        io.err(`cannot reach the broker at ${o.broker}: start it with \`xs-ota cloud\` (or give --broker)`);
+      }
       if (e.type === "boot" && !firstVersion.has(d.o.thing)) firstVersion.set(d.o.thing, e.version);
       if (e.type === "halt") halted++;
       if (verbose || e.type === "boot" || e.type === "halt" || (e.type === "log" && e.level === "error")) io.out(`${d.o.thing}  ${describeEvent(e)}`);

@@ -13,45 +13,32 @@
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Io } from "./main.ts";
+import { runGroup, withArgs, type Args, type CommandSpec, type Group } from "./args.ts";
 import { issueThingCertificate, makeLocalCa, thingNameProblem } from "../cloud/tls.ts";
 
-const USAGE = "usage: xs-ota thing create NAME [--data DIR] [--out DIR] [--key-type ec|rsa]";
+export const THING_CREATE: CommandSpec = {
+  name: "thing create",
+  usage: ["thing create NAME [--data DIR] [--out DIR] [--key-type ec|rsa]"],
+  about: ["Makes a client certificate and key for thing NAME, issued by the local cloud's CA (MQTT over mutual TLS)."],
+  options: {
+    data: { type: "string", value: "DIR", description: "the cloud's data folder, whose tls/ holds the CA (default .xs-ota-cloud)" },
+    out: { type: "string", value: "DIR", description: "where NAME.cert.pem and NAME.key.pem go (default DIR/things)" },
+    "key-type": { type: "string", value: "ec|rsa", choices: ["ec", "rsa"], description: "the device key: ECDSA P-256 (default) or RSA 2048" },
+  },
+  positionals: { min: 1, max: 1, name: "the thing's name" },
+};
 
-export async function thingCommand(args: string[], io: Io): Promise<number> {
-  const [verb, ...rest] = args;
-  if (verb !== "create") {
-    io.err(verb === undefined ? USAGE : `xs-ota thing: unknown subcommand '${verb}'`);
-    if (verb !== undefined) io.err(USAGE);
-    return 2;
-  }
-  let name: string | undefined;
-  let dataDir = ".xs-ota-cloud";
-  let outDir: string | undefined;
-  let keyType: "ec" | "rsa" = "ec";
-  for (let i = 0; i < rest.length; i++) {
-    const a = rest[i] ?? "";
-    const v = rest[i + 1];
-    if ((a === "--data" || a === "--out" || a === "--key-type") && v !== undefined) {
-      if (a === "--data") dataDir = v;
-      else if (a === "--out") outDir = v;
-      else if (v === "ec" || v === "rsa") keyType = v;
-      else {
-        io.err(`xs-ota thing: --key-type takes ec or rsa, got ${v}`);
-        return 2;
-      }
-      i++;
-    } else if (!a.startsWith("--") && name === undefined) name = a;
-    else {
-      io.err(`xs-ota thing: ${a === "--data" || a === "--out" || a === "--key-type" ? `${a} needs a value` : `unexpected argument '${a}'`}`);
-      io.err(USAGE);
-      return 2;
-    }
-  }
-  if (name === undefined) {
-    io.err("xs-ota thing: give the thing's name");
-    io.err(USAGE);
-    return 2;
-  }
+const GROUP: Group = { name: "thing", subcommands: { create: { spec: THING_CREATE, run: (args, io) => withArgs(THING_CREATE, args, io, (a) => create(a, io)) } } };
+
+export function thingCommand(args: string[], io: Io): Promise<number> | number {
+  return runGroup(GROUP, args, io);
+}
+
+async function create(a: Args, io: Io): Promise<number> {
+  const name = a.positionals[0] ?? "";
+  const dataDir = a.string("data") ?? ".xs-ota-cloud";
+  const outDir = a.string("out");
+  const keyType = a.string("key-type") === "rsa" ? "rsa" : "ec";
   const problem = thingNameProblem(name);
   if (problem !== undefined) {
     io.err(`xs-ota thing: ${problem}`);

@@ -238,13 +238,13 @@ describe("xs-ota job", () => {
       const r = await run(...args);
       expect(r.code, args.join(" ")).toBe(2);
       expect(r.out).toEqual([]);
-      expect(r.err.some((l) => l.startsWith("usage: xs-ota job parse"))).toBe(true);
+      expect(r.err.some((l) => l.startsWith("usage: xs-ota job"))).toBe(true);
     }
   });
 
   it("is listed in xs-ota's usage", async () => {
     const err: string[] = [];
-    const code = await main(["help"], { out: () => {}, err: (l) => err.push(l) });
+    const code = await main(["help"], { out: (l) => err.push(l), err: () => {} });
     expect(code).toBe(0);
     expect(err).toContain("  xs-ota job parse [--format aws|enos] [FILE|-]");
   });

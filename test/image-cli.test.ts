@@ -134,6 +134,6 @@ describe("xs-ota image pack / info", () => {
 
   it("is listed in xs-ota's usage", async () => {
     const r = await run("help");
-    expect(r.err).toContain("xs-ota image pack --version V");
+    expect(r.out).toContain("xs-ota image pack --version V");
   });
 });
