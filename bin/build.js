@@ -90,4 +90,5 @@ if (missing.size) {
   console.error(`dist imports packages that are not dependencies: ${[...missing].join(", ")}`);
   process.exit(1);
 }
-console.log(`dist/: ${files.length} modules (${Date.now() - started} ms)`);
+// stderr: npm pack --json prints its JSON on stdout, after prepack's output.
+console.error(`dist/: ${files.length} modules (${Date.now() - started} ms)`);

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // npm's postinstall: builds the simulator's XS engine (hosts/sim/engine/build.ts) when it can.
 // It never fails an install: a Moddable app that only uses the device modules needs no engine,
-// so without make, a C compiler or @agoric/xsnap (an optional dependency), or with
+// so without make, a C compiler or @agoric/xsnap, or with
 // XS_OTA_SKIP_ENGINE=1, it says so in one line and exits 0; the simulator builds the engine on
 // first use, or says what to install.
 import { existsSync } from "node:fs";

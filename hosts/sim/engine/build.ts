@@ -25,13 +25,13 @@ export class EngineUnavailable extends Error {
   override name = "EngineUnavailable";
 }
 
-/** @agoric/xsnap's folder: an optional dependency (its own install compiles XS), so it may be absent. */
+/** @agoric/xsnap's folder (a dependency, but an install may have left it out). */
 function xsnapPackage(): string {
   try {
     return dirname(createRequire(import.meta.url).resolve("@agoric/xsnap/package.json"));
   } catch {
     throw new EngineUnavailable(
-      "the simulator's XS engine is built from @agoric/xsnap's C sources, an optional dependency of xs-ota that is not installed: run `npm install @agoric/xsnap` (or install xs-ota without --omit=optional), with make and a C compiler on PATH",
+      "the simulator's XS engine is built from @agoric/xsnap's C sources, which is not installed: run `npm install @agoric/xsnap`, with make and a C compiler on PATH",
     );
   }
 }
@@ -42,7 +42,7 @@ export function cannotBuildEngine(): string | undefined {
   try {
     xsnapPackage();
   } catch {
-    return "@agoric/xsnap (an optional dependency) is not installed";
+    return "@agoric/xsnap is not installed";
   }
   return undefined;
 }
