@@ -1,11 +1,11 @@
 #!/usr/bin/env node
-// The xs-ota command. The package runs dist/ (JavaScript that bin/build.js compiles at npm pack);
-// a development checkout, which has no dist/, runs the TypeScript sources through tsx.
+// The xs-ota command. The package runs dist/ (JavaScript that bin/build.js compiles at npm pack;
+// the package ships no cli/ sources); a development checkout runs the TypeScript sources through
+// tsx, even while an `npm pack` has a dist/ half-written.
 import { existsSync } from "node:fs";
 
-const dist = new URL("../dist/cli/main.js", import.meta.url);
 let main;
-if (existsSync(dist)) ({ main } = await import(dist.href));
+if (!existsSync(new URL("../cli/main.ts", import.meta.url))) ({ main } = await import("../dist/cli/main.js"));
 else {
   const { register } = await import("tsx/esm/api");
   register();
