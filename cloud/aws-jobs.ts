@@ -47,7 +47,7 @@
  * force, as CancelJob's `force`); describeJob, listJobs. Job status: IN_PROGRESS until every
  * execution is terminal, then COMPLETED; CANCELED after cancelJob.
  * Presigned URLs: string values of the document that are exactly
- * `${aws:iot:s3-presigned-url:<url>}` are replaced, each time the document is sent to a device,
+ * `${aws:iot:s3-presigned-url-v2:<url>}` (or the older `${aws:iot:s3-presigned-url:<url>}`) are replaced, each time the document is sent to a device,
  * by `options.presign(<url>, expiresInSec)` (presignedUrlConfig.expiresInSec, default 3600), as
  * AWS does for S3 placeholders, so a device that asks again after its URL expired gets a fresh one.
  *
@@ -81,7 +81,8 @@ const TERMINAL: readonly string[] = ["SUCCEEDED", "FAILED", "REJECTED", "TIMED_O
 const THING_NAME = /^[a-zA-Z0-9:_-]{1,128}$/;
 const JOB_ID = /^[a-zA-Z0-9_-]{1,64}$/;
 const DETAIL_KEY = /^[a-zA-Z0-9:_-]{1,128}$/;
-const PLACEHOLDER = /^\$\{aws:iot:s3-presigned-url:(.+)\}$/s;
+/** AWS's documented v2 placeholder, and the older form without "-v2". */
+const PLACEHOLDER = /^\$\{aws:iot:s3-presigned-url(?:-v2)?:(.+)\}$/s;
 const MAX_DOCUMENT = 32768;
 
 export interface JobExecutionRecord {

@@ -54,9 +54,14 @@ export function documentFieldProblem(field: "certfile" | "filepath", value: unkn
   return undefined;
 }
 
-/** `${aws:iot:s3-presigned-url:<url>}`: what AWS IoT replaces with a presigned URL of the object. */
+/**
+ * `${aws:iot:s3-presigned-url-v2:<url>}`: what AWS IoT replaces with a presigned URL of the object,
+ * in the form AWS documents (https://docs.aws.amazon.com/iot/latest/developerguide/create-manage-jobs.html,
+ * "Presigned URLs": `${aws:iot:s3-presigned-url-v2:https://s3.region.amazonaws.com/<bucket>/<code file>}`).
+ * The local cloud also resolves the older `${aws:iot:s3-presigned-url:<url>}`.
+ */
 export function presignedPlaceholder(url: string): string {
-  return `\${aws:iot:s3-presigned-url:${url}}`;
+  return `\${aws:iot:s3-presigned-url-v2:${url}}`;
 }
 
 export function jobDocument(i: DocumentInput): Record<string, unknown> {

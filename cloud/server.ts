@@ -23,7 +23,7 @@
  * Documents (the signature, when a key is given, is ECDSA P-256 over SHA-256, DER, base64, under
  * the request's certfile label, default SIGNER_LABEL; the device verifies with its key of that label):
  *   aws http:  afr_ota {protocols:["HTTP"], files:[{filepath, fileid 0, filesize, certfile, auth_scheme,
- *              update_data_url: "${aws:iot:s3-presigned-url:fw/<jobId>.bin}", sig-sha256-ecdsa}]}
+ *              update_data_url: "${aws:iot:s3-presigned-url-v2:fw/<jobId>.bin}", sig-sha256-ecdsa}]}
  *              (a fresh presigned URL each time the document is sent)
  *   aws mqtt:  afr_ota {protocols:["MQTT"], streamname: "<jobId>", files:[{fileid 0, ...}]}, one
  *              stream per job for each target

@@ -60,7 +60,7 @@ describe("xs-ota cloud + job create/list/describe", () => {
     expect(created.err).toBe("");
     expect(created.code).toBe(0);
     expect(created.out).toContain("created job ota-http");
-    expect(created.out).toContain("${aws:iot:s3-presigned-url:fw/ota-http.bin}");
+    expect(created.out).toContain("${aws:iot:s3-presigned-url-v2:fw/ota-http.bin}");
     expect(created.out).toContain("sig-sha256-ecdsa");
 
     const d = device("srv-a", c);
@@ -155,7 +155,7 @@ describe("xs-ota cloud + job create/list/describe", () => {
     expect(nrf.out).toContain('"fwversion": "1.0.1"');
     const z = await run(["job", "create", "--thing", "srv-z", "--file", firmware, "--format", "zerynth", "--job-id", "ota-z", "--control", c.urls.control]);
     expect(z.code).toBe(0);
-    expect(z.out).toContain('"bc_url": "${aws:iot:s3-presigned-url:fw/ota-z.bin}"');
+    expect(z.out).toContain('"bc_url": "${aws:iot:s3-presigned-url-v2:fw/ota-z.bin}"');
     const e = await run(["job", "create", "--thing", "srv-e", "--file", firmware, "--format", "enos", "--job-id", "ota-enos", "--product", "pk1", "--control", c.urls.control]);
     expect(e.code).toBe(0);
     expect(e.out).toContain('"fileUrl": "/pk1/ota/ota-enos.bin"');

@@ -21,7 +21,7 @@ writeFileSync(key, generateKeyPairSync("ec", { namedCurve: "P-256" }).privateKey
 
 /** As AWS IoT sends it to the device: the placeholder replaced by a presigned URL. */
 function asSent(document: string, jobId = "fw-1-2-3"): Uint8Array {
-  const sent = document.replace(/\$\{aws:iot:s3-presigned-url:([^}]+)\}/g, (_m, url: string) => `${url}?X-Amz-Signature=abc`);
+  const sent = document.replace(/\$\{aws:iot:s3-presigned-url-v2:([^}]+)\}/g, (_m, url: string) => `${url}?X-Amz-Signature=abc`);
   return new TextEncoder().encode(JSON.stringify({ execution: { jobId, jobDocument: JSON.parse(sent) as unknown } }));
 }
 
@@ -31,7 +31,7 @@ describe("xs-ota job document", () => {
     const r = await runCliLines(["job", "document", "--file", fw, "--s3-url", "https://bucket.s3.eu-west-1.amazonaws.com/fw.bin", "--key", key, "-o", out]);
     expect(r.code, r.err.join("\n")).toBe(0);
     const text = readFileSync(out, "utf8");
-    expect(text).toContain('"update_data_url": "${aws:iot:s3-presigned-url:https://bucket.s3.eu-west-1.amazonaws.com/fw.bin}"');
+    expect(text).toContain('"update_data_url": "${aws:iot:s3-presigned-url-v2:https://bucket.s3.eu-west-1.amazonaws.com/fw.bin}"');
     const parsed = parseAwsJobMessage(asSent(text), { maxSize: 1 << 20, allowUnsigned: false });
     expect(parsed.kind).toBe("plan");
     if (parsed.kind !== "plan") return;

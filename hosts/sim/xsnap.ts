@@ -7,7 +7,7 @@
  * which reaches us as `?bytes` and blocks XS until we answer `/bytes` on the same pipe.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { deviceWorkerPath } from "./engine/paths.ts";
+import { ensureDeviceEngine } from "./engine/build.ts";
 import type { Readable, Writable } from "node:stream";
 
 export interface XsMeters {
@@ -31,7 +31,8 @@ export class XsError extends Error {
 export interface XsWorkerOptions {
   /**
    * The program to run: by default the device-faithful engine (hosts/sim/engine), built at
-   * install; any program that speaks xsnap-worker's netstring protocol on fds 3 and 4 will do.
+   * install or, when the install skipped it, on first use; any program that speaks
+   * xsnap-worker's netstring protocol on fds 3 and 4 will do.
    */
   binary?: string;
   /** Its arguments (xsnap-worker takes the machine's name). */
@@ -52,7 +53,7 @@ export class XsWorker {
   hostCall: HostCall = () => new Uint8Array(0);
 
   constructor(name = "xs-ota", options: XsWorkerOptions = {}) {
-    this.#child = spawn(options.binary ?? deviceWorkerPath(), options.args ?? [name], { stdio: ["ignore", "pipe", "pipe", "pipe", "pipe"] });
+    this.#child = spawn(options.binary ?? ensureDeviceEngine(), options.args ?? [name], { stdio: ["ignore", "pipe", "pipe", "pipe", "pipe"] });
     this.#toXs = this.#child.stdio[3] as Writable;
     const fromXs = this.#child.stdio[4] as Readable;
     fromXs.on("data", (chunk: Buffer) => this.#receive(chunk));

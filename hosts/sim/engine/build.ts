@@ -12,15 +12,40 @@
  *   node bin/run.js hosts/sim/engine/build.ts [--force]
  */
 import { spawnSync } from "node:child_process";
-import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { deviceWorkerPath, DEVICE_ENGINE_DIR } from "./paths.ts";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
-const PACKAGE = dirname(createRequire(import.meta.url).resolve("@agoric/xsnap/package.json"));
-const NATIVE = join(PACKAGE, "xsnap-native/xsnap");
+
+/** Thrown when the engine cannot be built here (its sources or a compiler are missing): what to install. */
+export class EngineUnavailable extends Error {
+  override name = "EngineUnavailable";
+}
+
+/** @agoric/xsnap's folder (a dependency, but an install may have left it out). */
+function xsnapPackage(): string {
+  try {
+    return dirname(createRequire(import.meta.url).resolve("@agoric/xsnap/package.json"));
+  } catch {
+    throw new EngineUnavailable(
+      "the simulator's XS engine is built from @agoric/xsnap's C sources, which is not installed: run `npm install @agoric/xsnap`, with make and a C compiler on PATH",
+    );
+  }
+}
+
+/** Why the engine cannot be built here, or undefined: no make, no cc, no @agoric/xsnap. */
+export function cannotBuildEngine(): string | undefined {
+  for (const tool of ["make", "cc"]) if (spawnSync(tool, ["--version"], { stdio: "ignore" }).error) return `no ${tool} on PATH`;
+  try {
+    xsnapPackage();
+  } catch {
+    return "@agoric/xsnap is not installed";
+  }
+  return undefined;
+}
 
 /** A text edit that must apply exactly once, or the package changed under us. */
 function edit(text: string, find: string, replace: string, what: string): string {
@@ -29,7 +54,7 @@ function edit(text: string, find: string, replace: string, what: string): string
   return text.slice(0, at) + replace + text.slice(at + find.length);
 }
 
-function inputsStamp(): string {
+function inputsStamp(PACKAGE: string): string {
   const files = [join(HERE, "xs-ota-device.c"), fileURLToPath(import.meta.url), join(PACKAGE, "package.json")];
   return files.map((f) => `${f}:${statSync(f).mtimeMs}`).join("\n");
 }
@@ -37,7 +62,9 @@ function inputsStamp(): string {
 export function buildDeviceEngine(force = false): string {
   const binary = deviceWorkerPath();
   const stampFile = join(DEVICE_ENGINE_DIR, "inputs.txt");
-  if (!force && existsSync(binary) && existsSync(stampFile) && readFileSync(stampFile, "utf8") === inputsStamp()) return binary;
+  const PACKAGE = xsnapPackage();
+  const NATIVE = join(PACKAGE, "xsnap-native/xsnap");
+  if (!force && existsSync(binary) && existsSync(stampFile) && readFileSync(stampFile, "utf8") === inputsStamp(PACKAGE)) return binary;
 
   const sources = join(DEVICE_ENGINE_DIR, "sources");
   const makefiles = join(DEVICE_ENGINE_DIR, "makefiles/lin");
@@ -65,8 +92,45 @@ export function buildDeviceEngine(force = false): string {
     { cwd: makefiles, encoding: "utf8" },
   );
   if (run.status !== 0 || !existsSync(binary)) throw new Error(`device XS build failed:\n${run.stdout}${run.stderr}`);
-  writeFileSync(stampFile, inputsStamp());
+  writeFileSync(stampFile, inputsStamp(PACKAGE));
   return binary;
+}
+
+const sleep = (ms: number) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+
+/**
+ * The engine's path, built first if it is missing (the package's postinstall skips the build
+ * when it cannot, or when XS_OTA_SKIP_ENGINE=1, so a device-only app never compiles XS): the
+ * simulator calls this on first use. One process builds; others that need it meanwhile wait.
+ * An engine that is present is used as it is (rebuild a stale one with build.ts --force).
+ */
+export function ensureDeviceEngine(): string {
+  const binary = deviceWorkerPath();
+  if (existsSync(binary)) return binary;
+  mkdirSync(DEVICE_ENGINE_DIR, { recursive: true });
+  const lock = join(DEVICE_ENGINE_DIR, "building.lock");
+  const deadline = Date.now() + 10 * 60_000;
+  for (;;) {
+    try {
+      mkdirSync(lock);
+      break;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+      if (existsSync(binary)) return binary;
+      if (Date.now() > deadline || Date.now() - (statSync(lock, { throwIfNoEntry: false })?.mtimeMs ?? Date.now()) > 10 * 60_000) rmSync(lock, { recursive: true, force: true });
+      else sleep(250);
+    }
+  }
+  try {
+    if (existsSync(binary)) return binary;
+    xsnapPackage(); // what to install, when it is missing
+    const why = cannotBuildEngine();
+    if (why) throw new EngineUnavailable(`the simulator's XS engine is missing and cannot be built here (${why}): install make and a C compiler (e.g. apt-get install make gcc), then run the simulator again`);
+    process.stderr.write("xs-ota: building the simulator's XS engine (once; about a minute)...\n");
+    return buildDeviceEngine();
+  } finally {
+    rmSync(lock, { recursive: true, force: true });
+  }
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
