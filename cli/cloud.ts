@@ -80,7 +80,7 @@ async function runCloud(a: Args, io: Io, hooks: CloudCommandHooks): Promise<numb
   const broker = brokerUrl !== undefined ? { brokerUrl } : { mqttPort: ports["mqtt-port"], mqttsPort: ports["mqtts-port"] };
   let cloud: Cloud;
   try {
-    cloud = await startCloud({ dataDir, ...broker, controlPort: ports["control-port"], httpsPort: ports["https-port"], ...(filesOrigin !== undefined ? { filesOrigin } : {}) });
+    cloud = await startCloud({ dataDir, ...broker, controlPort: ports["control-port"], onEvent: (line) => io.out(line), httpsPort: ports["https-port"], ...(filesOrigin !== undefined ? { filesOrigin } : {}) });
   } catch (e) {
     io.err(`error: cannot start the cloud: ${e instanceof Error ? e.message : String(e)}`);
     return 1;
@@ -89,7 +89,7 @@ async function runCloud(a: Args, io: Io, hooks: CloudCommandHooks): Promise<numb
   if (cloud.urls.mqtts !== undefined) io.out(`mqtts    ${cloud.urls.mqtts}  (mutual TLS: thing certificates from xs-ota thing create)`);
   io.out(`https    ${cloud.urls.https}  (CA: ${cloud.caPath})`);
   io.out(`http     ${cloud.urls.http}  (EnOS HTTP broker: device login and file download)`);
-  io.out(`control  ${cloud.urls.control}`);
+  io.out(`control  ${cloud.urls.control}  (dashboard: ${cloud.urls.control}/)`);
   io.out(`data     ${dataDir}`);
   // Where it listens, for the commands that talk to it; removed again when it stops.
   const endpoint = { pid: process.pid, control: cloud.urls.control, mqtt: cloud.urls.mqtt, ...(cloud.urls.mqtts !== undefined ? { mqtts: cloud.urls.mqtts } : {}), https: cloud.urls.https, http: cloud.urls.http, ca: resolve(cloud.caPath) };
