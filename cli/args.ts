@@ -53,6 +53,16 @@ export class Args {
     return this.values[name] === true;
   }
 
+  /** The string options given, renamed to the request fields they fill (option -> field). */
+  fields(names: Record<string, string>): Record<string, string> {
+    const out: Record<string, string> = {};
+    for (const [option, field] of Object.entries(names)) {
+      const v = this.string(option);
+      if (v !== undefined) out[field] = v;
+    }
+    return out;
+  }
+
   list(name: string): string[] {
     const v = this.values[name];
     return Array.isArray(v) ? v : typeof v === "string" ? [v] : [];

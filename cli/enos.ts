@@ -33,12 +33,7 @@ export function enosCommand(args: string[], io: Io): Promise<number> | number {
 }
 
 async function register(a: Args, io: Io): Promise<number> {
-  const body: Record<string, string> = {};
-  const names: Record<string, string> = { device: "deviceKey", product: "productKey", secret: "deviceSecret", "product-secret": "productSecret" };
-  for (const [option, field] of Object.entries(names)) {
-    const v = a.string(option);
-    if (v !== undefined) body[field] = v;
-  }
+  const body = a.fields({ device: "deviceKey", product: "productKey", secret: "deviceSecret", "product-secret": "productSecret" });
   const base = await findControl(io, { control: a.string("control"), data: a.string("data") });
   if (base === undefined) return 1;
   const answer = await control(io, base, "POST", "/enos/devices", body);

@@ -273,13 +273,12 @@ async function create(a: Args, io: Io): Promise<number> {
   checkInput(file, "");
   const key = a.string("key");
   if (key !== undefined) checkPrivateKeyFile(key);
-  const request: JsonObject = { file: resolve(file), things };
+  const request: JsonObject = {
+    file: resolve(file),
+    things,
+    ...a.fields({ protocol: "protocol", format: "format", "job-id": "jobId", version: "version", product: "productKey", certfile: "certfile", filepath: "filepath", "file-url": "enosFileUrl" }),
+  };
   if (key !== undefined) request["key"] = resolve(key);
-  const fields: Record<string, string> = { protocol: "protocol", format: "format", "job-id": "jobId", version: "version", product: "productKey", certfile: "certfile", filepath: "filepath", "file-url": "enosFileUrl" };
-  for (const [option, field] of Object.entries(fields)) {
-    const v = a.string(option);
-    if (v !== undefined) request[field] = v;
-  }
   const base = await findControl(io, { control: a.string("control"), data: a.string("data") });
   if (base === undefined) return 1;
   const answer = await control(io, base, "POST", "/jobs", request);
