@@ -3,9 +3,11 @@
  * empty folder without devDependencies, runs `xs-ota --help` and `xs-ota demo`. The install runs
  * @agoric/xsnap's own build and xs-ota's postinstall (the simulator's XS engine), about a minute;
  * where install scripts do not run, the demo builds the engine on first use (ensureDeviceEngine).
+ * A Moddable app that only wants the device side installs with --ignore-scripts: nothing is
+ * compiled, and manifest.json's paths must all exist from node_modules/xs-ota.
  */
 import { spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -50,4 +52,37 @@ test("npm pack installs with --omit=dev and runs --help and the demo", { timeout
   const demo = run("npx", ["xs-ota", "demo", "--dir", join(work, "demo")], app);
   console.log(`xs-ota package: demo ${Date.now() - t2} ms\n${demo.trim().split("\n").slice(-6).join("\n")}`);
   expect(demo).toMatch(/dev-1/);
+});
+
+/** Every file manifest.json names through $(XS_OTA), as mcconfig resolves module paths (with .ts or .js). */
+function missingManifestPaths(pkg: string): string[] {
+  const paths: string[] = [];
+  const walk = (v: unknown): void => {
+    if (typeof v === "string" && v.startsWith("$(XS_OTA)/")) paths.push(v.slice("$(XS_OTA)/".length));
+    else if (Array.isArray(v)) v.forEach(walk);
+    else if (v && typeof v === "object") Object.values(v).forEach(walk);
+  };
+  walk(JSON.parse(readFileSync(join(pkg, "manifest.json"), "utf8")));
+  expect(paths.length).toBeGreaterThan(50);
+  return paths.filter((p) => ![p, `${p}.ts`, `${p}.js`].some((f) => existsSync(join(pkg, f))));
+}
+
+test("a device-only app: --ignore-scripts compiles nothing, and the manifest's modules, @noble and tsc are all there", { timeout: 300_000 }, () => {
+  const packs = join(work, "packs-device");
+  mkdirSync(packs);
+  const [packed] = JSON.parse(run("npm", ["pack", "--json", "--silent", "--pack-destination", packs], ROOT).replace(/dist\/: .*\n/, "")) as { filename: string }[];
+  const app = join(work, "device-app");
+  mkdirSync(app);
+  writeFileSync(join(app, "package.json"), JSON.stringify({ name: "device-app", private: true }));
+  const t0 = Date.now();
+  run("npm", ["install", "--ignore-scripts", "--no-audit", "--no-fund", join(packs, packed.filename)], app);
+  const pkg = join(app, "node_modules/xs-ota");
+  console.log(`xs-ota package: npm install --ignore-scripts ${Date.now() - t0} ms, ${readdirSync(join(app, "node_modules")).length} entries in node_modules`);
+  expect(existsSync(join(pkg, "node_modules/.xs-ota"))).toBe(false);
+  // @noble comes bundled, where manifest.json names it whatever the app's own @noble versions are.
+  expect(readdirSync(join(pkg, "node_modules/@noble")).sort()).toEqual(["curves", "hashes"]);
+  expect(missingManifestPaths(pkg)).toEqual([]);
+  // mcconfig's compiler: the app's typescript, installed as xs-ota's peer dependency.
+  expect(JSON.parse(readFileSync(join(pkg, "manifest.json"), "utf8")).typescript.compiler).toBe("node $(XS_OTA)/bin/tsc.js");
+  expect(run("node", [join(pkg, "bin/tsc.js"), "--version"], app)).toMatch(/^Version [56]\./);
 });
