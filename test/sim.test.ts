@@ -13,6 +13,9 @@ import { flashDevice } from "../hosts/sim/board.ts";
 import { SimulatedDevice, type DeviceEvent } from "../hosts/sim/device.ts";
 import { startCloud, SIGNER_LABEL, type Cloud } from "../cloud/server.ts";
 import { demoCommand } from "../cli/demo.ts";
+import { simCommand } from "../cli/sim.ts";
+import { createServer } from "node:net";
+import { VirtualTerminal } from "./terminal.ts";
 import { runCliLines } from "./support/cli.ts";
 import { mosquittoPath, startMosquitto, type TestMosquitto } from "./support/mosquitto.ts";
 
@@ -31,6 +34,15 @@ async function until(condition: () => boolean, what: string, ms = 20_000): Promi
     if (Date.now() - start > ms) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 20));
   }
+}
+
+/** A loopback port nothing listens on (bound, then closed). */
+async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const { port } = server.address() as { port: number };
+  await new Promise((r) => server.close(r));
+  return port;
 }
 
 const terminal = (s: string | undefined) => s === "SUCCEEDED" || s === "FAILED" || s === "REJECTED";
@@ -60,11 +72,19 @@ afterAll(async () => {
 });
 
 describe.each(brokers)("the demo's scenarios [$name]", ({ url, skip }) => {
-  it.skipIf(skip === true)("npm start's demo: job 1 over HTTP SUCCEEDED, job 2 over MQTT rolls back and FAILED; exit 0", async () => {
+  it.skipIf(skip === true)("npm start's demo: job 1 over HTTP SUCCEEDED, job 2 over MQTT rolls back and FAILED; exit 0; on a terminal, the bar hides no line", async () => {
     const out: string[] = [];
     const broker = url();
-    const code = await demoCommand(broker ? ["--broker", broker] : [], { out: (l) => out.push(l), err: (l) => out.push(l) });
+    // stdout and the progress bar share one terminal, as in `npm start`.
+    const term = new VirtualTerminal();
+    const print = (l: string) => {
+      out.push(l);
+      term.write(`${l}\n`);
+    };
+    const code = await demoCommand(broker ? ["--broker", broker] : [], { out: print, err: print }, { stream: term as unknown as NodeJS.WriteStream });
     expect(code, out.join("\n")).toBe(0);
+    expect(term.screen()).toEqual(out);
+    expect(term.bars, "the bar was drawn").toBeGreaterThan(0);
     const rows = out.filter((l) => /^job-\d/.test(l));
     expect(rows).toHaveLength(2);
     expect(rows[0]).toMatch(/^job-1\s+HTTP\s+\d+\s+[\d.]+ s\s+SUCCEEDED\s+1\.0\.1\s+as expected$/);
@@ -240,6 +260,31 @@ describe("xs-ota bundle, sim and demo as commands", () => {
     expect(r.code).toBe(1);
     expect(r.out.some((l) => /^brick {2}halted: ota_0 is not bootable: .*; ota_1 is not bootable: .*no bootable app partition$/.test(l))).toBe(true);
     expect(r.out.at(-1)).toMatch(/^1 on \(none\); 0 updated, 1 halted/);
+  });
+
+  it("sim with no broker listening says once to start `xs-ota cloud`; once the cloud is up, the device connects", async () => {
+    const port = await closedPort();
+    const err: string[] = [];
+    let stop = () => {};
+    const stopped = new Promise<void>((r) => (stop = r));
+    const timer = setTimeout(stop, 30_000);
+    let cloud: Cloud | undefined;
+    const seen: string[] = [];
+    const io = {
+      out: () => undefined,
+      err: (l: string) => {
+        err.push(l);
+        // What the hint says to do: start the cloud where the device looks for it.
+        if (l.startsWith("cannot reach"))
+          void startCloud({ dataDir: join(work, "lonely-cloud"), mqttPort: port, mqttsPort: 0, httpsPort: 0, controlPort: 0, onEvent: (e) => (seen.push(e), e === "lonely connected" && stop()) }).then((c) => (cloud = c));
+      },
+    };
+    const code = await simCommand(["--thing", "lonely", "--firmware", await firmware(DEMO_APP.passes, "1.0.0"), "--key", publicPath, "--broker", `mqtt://127.0.0.1:${port}`, "--dir", join(work, "lonely")], io, { stopped });
+    clearTimeout(timer);
+    await cloud?.close();
+    expect(code).toBe(0);
+    expect(err.filter((l) => l.startsWith("cannot reach"))).toEqual([`cannot reach the broker at mqtt://127.0.0.1:${port}: start it with \`xs-ota cloud\` (or give --broker)`]);
+    expect(seen).toContain("lonely connected");
   });
 
   it("demo refuses arguments it does not know", async () => {
