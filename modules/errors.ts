@@ -14,6 +14,8 @@ export type OtaErrorCode =
   | "image-offset" // a resume offset or write offset that is not where the writer is
   | "image-incomplete" // finish() before every byte arrived
   | "image-invalid" // an app image the bootloader would refuse (header, segments, checksum, hash)
+  | "patch-invalid" // a delta patch (VCDIFF) that is malformed, truncated or uses what the decoder does not support
+  | "patch-source" // a delta patch made from another image than the running one (it reads past the source)
   | "otadata-corrupt" // otadata that cannot be read as two entries
   | "boot-no-slot" // boot control cannot find a slot to select or fall back to
   | "boot-state" // an operation that the current boot state does not allow
