@@ -8,19 +8,24 @@
  * `--presigned-url-config`); `--url` is any other HTTPS URL, used as it is; `--stream` is an AWS
  * IoT stream id (CreateStream) for MQTT downloads. With `--key` the document carries the
  * signature (sig-sha256-ecdsa) under `certfile` (default signer.crt, the device's key label);
- * `--filepath` sets the file's `filepath` (default /fw).
+ * `--filepath` sets the file's `filepath` (default /fw). `--delta-from OLD.bin --patch PATCH`
+ * also offers a patch (made by `xs-ota delta make`) to devices running OLD.bin: by HTTP from
+ * `--patch-s3-url`/`--patch-url`, or as file 1 of the `--stream`.
  */
 import { writeFileSync } from "node:fs";
 import { checkPrivateKeyFile, readInput } from "./files.ts";
 import { printUsageError, withArgs, type CommandSpec } from "./args.ts";
 import type { Io } from "./main.ts";
-import { documentFieldProblem, jobDocument, presignedPlaceholder, type DocumentFormat } from "../cloud/job-documents.ts";
+import { documentFieldProblem, jobDocument, presignedPlaceholder, type DeltaInput, type DocumentFormat } from "../cloud/job-documents.ts";
 import { signFirmware, SIGNER_LABEL } from "../cloud/server.ts";
 import { parseImagePrefix } from "../modules/esp-idf/image.ts";
 
 export const JOB_DOCUMENT: CommandSpec = {
   name: "job document",
-  usage: ["job document --file FW.bin (--s3-url URL | --url URL | --stream ID) [--key KEY.pem] [--format aws|nrf|zerynth] [--certfile LABEL] [--filepath PATH] [-o job.json]"],
+  usage: [
+    "job document --file FW.bin (--s3-url URL | --url URL | --stream ID) [--key KEY.pem] [--format aws|nrf|zerynth] [--certfile LABEL] [--filepath PATH] [-o job.json]",
+    "job document ... --delta-from OLD.bin --patch PATCH [--patch-s3-url URL | --patch-url URL]",
+  ],
   about: ["Prints the job document a device reads for FW.bin, for AWS IoT's CreateJob (aws iot create-job --document file://job.json)."],
   options: {
     file: { type: "string", value: "FW.bin", required: true, description: "the firmware image" },
@@ -31,6 +36,10 @@ export const JOB_DOCUMENT: CommandSpec = {
     format: { type: "string", value: "aws|nrf|zerynth", choices: ["aws", "nrf", "zerynth"], description: "the document's format (default aws)" },
     certfile: { type: "string", value: "LABEL", description: "the device's key label for the signature (default signer.crt)" },
     filepath: { type: "string", value: "PATH", description: "the file's filepath (default /fw)" },
+    "delta-from": { type: "string", value: "OLD.bin", description: "offer a patch to devices running this image too (AWS OTA documents)" },
+    patch: { type: "string", value: "PATCH", description: "that patch, from xs-ota delta make (MQTT: file 1 of the stream)" },
+    "patch-s3-url": { type: "string", value: "URL", description: "the patch's S3 object URL (HTTP)" },
+    "patch-url": { type: "string", value: "URL", description: "the patch's URL, used as it is (HTTP)" },
     out: { type: "string", short: "o", value: "job.json", description: "write the document there instead of stdout" },
   },
 };
@@ -38,7 +47,7 @@ export const JOB_DOCUMENT: CommandSpec = {
 export function jobDocumentCommand(args: string[], io: Io): Promise<number> {
   return withArgs(JOB_DOCUMENT, args, io, (a) => {
     const o: Record<string, string> = {};
-    const names: Record<string, string> = { file: "file", "s3-url": "s3", url: "url", stream: "stream", key: "key", format: "format", certfile: "certfile", filepath: "filepath", out: "out" };
+    const names: Record<string, string> = { file: "file", "s3-url": "s3", url: "url", stream: "stream", key: "key", format: "format", certfile: "certfile", filepath: "filepath", out: "out", "delta-from": "deltaFrom", patch: "patch", "patch-s3-url": "patchS3", "patch-url": "patchUrl" };
     for (const [option, name] of Object.entries(names)) {
       const v = a.string(option);
       if (v !== undefined) o[name] = v;
@@ -80,7 +89,17 @@ function document(o: Record<string, string>, io: Io): number {
     if (problem !== undefined) return usage(io, `--${field}: ${problem}`);
   }
   const url = o["s3"] !== undefined ? presignedPlaceholder(o["s3"]) : o["url"];
-  const document = jobDocument({ format, protocol, bytes, version, url, stream: o["stream"], signature, certfile: o["certfile"] ?? SIGNER_LABEL, filepath: o["filepath"] });
+  let delta: DeltaInput | undefined;
+  if (o["deltaFrom"] !== undefined || o["patch"] !== undefined) {
+    if (o["deltaFrom"] === undefined || o["patch"] === undefined) return usage(io, "--delta-from and --patch go together");
+    if (format !== "aws") return usage(io, `format ${format} has no place for a patch; deltas are offered in AWS OTA documents`);
+    const patchUrls = ["patchS3", "patchUrl"].filter((k) => o[k] !== undefined);
+    if (protocol === "http" && patchUrls.length !== 1) return usage(io, "an HTTP document's patch needs exactly one of --patch-s3-url and --patch-url");
+    if (protocol === "mqtt" && patchUrls.length > 0) return usage(io, "over --stream the patch is file 1 of the stream; it takes no URL");
+    const patchUrl = o["patchS3"] !== undefined ? presignedPlaceholder(o["patchS3"]) : o["patchUrl"];
+    delta = { from: readInput(o["deltaFrom"], "the image the patch applies to"), patch: readInput(o["patch"], "the patch"), ...(patchUrl ? { url: patchUrl } : {}) };
+  }
+  const document = jobDocument({ format, protocol, bytes, version, url, stream: o["stream"], signature, certfile: o["certfile"] ?? SIGNER_LABEL, filepath: o["filepath"], ...(delta ? { delta } : {}) });
   const text = JSON.stringify(document, null, 2);
   if (o["out"] === undefined) {
     for (const line of text.split("\n")) io.out(line);

@@ -172,9 +172,12 @@ const CONTROL_OPTIONS: CommandSpec["options"] = {
 const CREATE: CommandSpec = {
   name: "job create",
   usage: [
-    "job create --thing T [--thing T2] --file FW.bin [--key KEY.pem] [--protocol http|mqtt] [--format aws|nrf|zerynth|enos] [--job-id ID] [--version V] [--product PK] [--certfile LABEL] [--filepath PATH] [--file-url enos-connect|path] [--control URL] [--data DIR]",
+    "job create --thing T [--thing T2] --file FW.bin [--key KEY.pem] [--protocol http|mqtt] [--format aws|nrf|zerynth|enos] [--job-id ID] [--version V] [--product PK] [--certfile LABEL] [--filepath PATH] [--file-url enos-connect|path] [--delta-from OLD.bin] [--control URL] [--data DIR]",
   ],
-  about: ["Creates an update job on a running `xs-ota cloud` for one or more things, and prints its job document."],
+  about: [
+    "Creates an update job on a running `xs-ota cloud` for one or more things, and prints its job document.",
+    "--delta-from: the cloud also offers a patch from OLD.bin (made by xdelta3); a device running OLD.bin downloads the patch, any other the full image.",
+  ],
   options: {
     thing: { type: "string", value: "T", multiple: true, required: true, description: "a target thing" },
     file: { type: "string", value: "FW.bin", required: true, description: "the firmware image" },
@@ -187,6 +190,7 @@ const CREATE: CommandSpec = {
     certfile: { type: "string", value: "LABEL", description: "the key label the device verifies the signature with (default signer.crt; AWS OTA documents)" },
     filepath: { type: "string", value: "PATH", description: "the document's filepath (default /fw; AWS OTA documents)" },
     "file-url": { type: "string", value: "enos-connect|path", choices: ["enos-connect", "path"], description: "how an EnOS offer names its file" },
+    "delta-from": { type: "string", value: "OLD.bin", description: "offer a patch from this image too (AWS OTA documents)" },
     ...CONTROL_OPTIONS,
   },
 };
@@ -273,12 +277,15 @@ async function create(a: Args, io: Io): Promise<number> {
   checkInput(file, "");
   const key = a.string("key");
   if (key !== undefined) checkPrivateKeyFile(key);
+  const deltaFrom = a.string("delta-from");
+  if (deltaFrom !== undefined) checkInput(deltaFrom, "");
   const request: JsonObject = {
     file: resolve(file),
     things,
     ...a.fields({ protocol: "protocol", format: "format", "job-id": "jobId", version: "version", product: "productKey", certfile: "certfile", filepath: "filepath", "file-url": "enosFileUrl" }),
   };
   if (key !== undefined) request["key"] = resolve(key);
+  if (deltaFrom !== undefined) request["deltaFrom"] = resolve(deltaFrom);
   const base = await findControl(io, { control: a.string("control"), data: a.string("data") });
   if (base === undefined) return 1;
   const answer = await control(io, base, "POST", "/jobs", request);

@@ -34,7 +34,21 @@ export interface DocumentInput {
   certfile: string;
   /** Where the device is to put the file (AWS filepath); default DEFAULT_FILEPATH. */
   filepath?: string;
+  /** AWS only: a patch from `from` to `bytes`, offered beside the full image (`xs_ota_delta`). */
+  delta?: DeltaInput;
 }
+
+export interface DeltaInput {
+  /** The image the patch was made from. */
+  from: Uint8Array;
+  /** The VCDIFF patch. */
+  patch: Uint8Array;
+  /** For HTTP: its URL or presigned-URL placeholder. For MQTT it is file 1 of the job's stream. */
+  url?: string;
+}
+
+/** The stream file id of a job's patch (file 0 is the full image). */
+export const DELTA_FILE_ID = 1;
 
 export const DEFAULT_FILEPATH = "/fw";
 const MAX_CERTFILE = 256;
@@ -65,6 +79,7 @@ export function presignedPlaceholder(url: string): string {
 }
 
 export function jobDocument(i: DocumentInput): Record<string, unknown> {
+  if (i.delta !== undefined && i.format !== "aws") throw new Error(`format ${i.format} has no place for a patch; deltas are offered in AWS OTA documents`);
   if (i.protocol === "mqtt" && i.format !== "aws") throw new Error(`format ${i.format} has no MQTT download; use HTTP`);
   if (i.protocol === "mqtt" && !i.stream) throw new Error("an MQTT job needs its stream id");
   if (i.protocol === "http" && !i.url) throw new Error("an HTTP job needs the file's URL");
@@ -82,5 +97,16 @@ export function jobDocument(i: DocumentInput): Record<string, unknown> {
     file["update_data_url"] = url;
   }
   if (i.signature !== undefined) file["sig-sha256-ecdsa"] = i.signature;
+  if (i.delta !== undefined) {
+    if (i.protocol === "http" && !i.delta.url) throw new Error("an HTTP job's patch needs its URL");
+    const sha256 = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
+    file["xs_ota_delta"] = {
+      from_size: i.delta.from.length,
+      from_sha256: sha256(i.delta.from),
+      filesize: i.delta.patch.length,
+      sha256: sha256(i.delta.patch),
+      ...(i.protocol === "http" ? { update_data_url: i.delta.url } : { fileid: DELTA_FILE_ID }),
+    };
+  }
   return { afr_ota: { protocols: [i.protocol === "http" ? "HTTP" : "MQTT"], ...(i.protocol === "mqtt" ? { streamname: i.stream } : {}), files: [file] } };
 }

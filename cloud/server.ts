@@ -78,7 +78,8 @@ import { EnosService, type EnosFileEndpoint } from "./enos.ts";
 import { EnosIdentities, type EnosDeviceIdentity } from "./enos-auth.ts";
 import { makeLocalCa } from "./tls.ts";
 import { thingPolicy } from "./thing-policy.ts";
-import { documentFieldProblem, jobDocument, presignedPlaceholder } from "./job-documents.ts";
+import { DELTA_FILE_ID, documentFieldProblem, jobDocument, presignedPlaceholder } from "./job-documents.ts";
+import { DeltaToolError, makeDelta } from "./delta.ts";
 import { firmwareInfo } from "./firmware-info.ts";
 import { Dashboard, dashboardPage, dashboardState, type DashboardOffer, type DashboardState, type SeenDevice } from "./dashboard.ts";
 
@@ -157,6 +158,12 @@ export interface CreateJobRequest {
    * "path", which devices fetch from the file endpoint without a login.
    */
   enosFileUrl?: "path" | "enos-connect";
+  /**
+   * AWS only: the image the targets may run (a path). The cloud makes a patch from it to `file`
+   * (xdelta3) and offers it beside the full image: file 1 of the job's stream, or a second
+   * presigned URL.
+   */
+  deltaFrom?: string;
 }
 
 /** What is kept per job in dataDir/files/<jobId>.json. */
@@ -171,6 +178,8 @@ interface OfferRecord {
   document: Record<string, unknown>;
   /** Milliseconds since the epoch; the dashboard's "created" of an EnOS offer (absent in records of older runs). */
   createdAt?: number;
+  /** A patch is offered too: dataDir/files/<jobId>.patch, its size. */
+  patchBytes?: number;
 }
 
 class HttpError extends Error {
@@ -315,14 +324,16 @@ export async function startCloud(options: CloudOptions): Promise<Cloud> {
     cleanups.push(() => enosFiles.close());
 
     const offers = new Map<string, OfferRecord>();
-    const offer = (record: OfferRecord, bytes: Uint8Array): Record<string, unknown> | undefined => {
+    const offer = (record: OfferRecord, bytes: Uint8Array, patch?: Uint8Array): Record<string, unknown> | undefined => {
       let entry: Record<string, unknown> | undefined;
       if (record.format === "enos") {
         entry = { ...enos.addFirmware(record.productKey ?? "xsota", { version: record.version, file: bytes, fileName: `${record.jobId}.bin`, uri: record.enosFileUrl }) };
       } else if (record.protocol === "mqtt") {
-        for (const thing of record.targets) streams.addStream(thing, record.jobId, [{ fileId: 0, data: bytes }]);
+        const streamFiles = [{ fileId: 0, data: bytes }, ...(patch ? [{ fileId: DELTA_FILE_ID, data: patch }] : [])];
+        for (const thing of record.targets) streams.addStream(thing, record.jobId, streamFiles);
       } else {
         files.addFile(`fw/${record.jobId}.bin`, bytes);
+        if (patch) files.addFile(`fw/${record.jobId}.patch`, patch);
       }
       offers.set(record.jobId, record);
       return entry;
@@ -337,7 +348,8 @@ export async function startCloud(options: CloudOptions): Promise<Cloud> {
         throw new Error(`${join(filesDir, name)}: not an offer record (${e instanceof Error ? e.message : String(e)}); move it away`);
       }
       const bin = join(filesDir, `${record.jobId}.bin`);
-      if (existsSync(bin)) offer(record, new Uint8Array(readFileSync(bin)));
+      const patch = join(filesDir, `${record.jobId}.patch`);
+      if (existsSync(bin)) offer(record, new Uint8Array(readFileSync(bin)), record.patchBytes !== undefined && existsSync(patch) ? new Uint8Array(readFileSync(patch)) : undefined);
     }
 
     const createJob = async (body: unknown): Promise<{ jobId: string; document: Record<string, unknown> }> => {
@@ -383,12 +395,31 @@ export async function startCloud(options: CloudOptions): Promise<Cloud> {
       if (typeof jobId !== "string" || !JOB_ID.test(jobId)) throw new HttpError(400, `job ID ${JSON.stringify(jobId)}: [a-zA-Z0-9_-]{1,64}`);
       // An AWS offer without its job is what a cut during an earlier creation leaves: not a conflict.
       if (offers.get(jobId)?.format === "enos" || jobs.describeJob(jobId)) throw new HttpError(409, `job ${jobId} already exists`);
+      let patch: Uint8Array | undefined;
+      let deltaFrom: Uint8Array | undefined;
+      if (req.deltaFrom !== undefined) {
+        if (format !== "aws") throw new HttpError(400, `deltaFrom: format ${format} has no place for a patch; deltas are offered in AWS OTA documents`);
+        if (typeof req.deltaFrom !== "string") throw new HttpError(400, "deltaFrom must be a path");
+        let from: Uint8Array;
+        try {
+          from = new Uint8Array(readFileSync(req.deltaFrom));
+        } catch (e) {
+          throw new HttpError(400, `cannot read ${req.deltaFrom}: ${e instanceof Error ? e.message : String(e)}`);
+        }
+        try {
+          patch = makeDelta(from, bytes);
+        } catch (e) {
+          throw new HttpError(e instanceof DeltaToolError ? 500 : 400, e instanceof Error ? e.message : String(e));
+        }
+        deltaFrom = from;
+      }
       let document: Record<string, unknown> = {};
       if (format !== "enos") {
         const url = protocol === "http" ? presignedPlaceholder(`fw/${jobId}.bin`) : undefined;
-        document = jobDocument({ format, protocol, bytes, version, url, stream: jobId, signature, certfile: req.certfile ?? SIGNER_LABEL, filepath: req.filepath });
+        const delta = patch && deltaFrom ? { from: deltaFrom, patch, ...(protocol === "http" ? { url: presignedPlaceholder(`fw/${jobId}.patch`) } : {}) } : undefined;
+        document = jobDocument({ format, protocol, bytes, version, url, stream: jobId, signature, certfile: req.certfile ?? SIGNER_LABEL, filepath: req.filepath, ...(delta ? { delta } : {}) });
       }
-      const record: OfferRecord = { jobId, format, protocol, targets: [...targets], version, document, createdAt: Date.now() };
+      const record: OfferRecord = { jobId, format, protocol, targets: [...targets], version, document, createdAt: Date.now(), ...(patch ? { patchBytes: patch.length } : {}) };
       if (format === "enos") {
         const productKey = req.productKey ?? "xsota";
         if (req.enosFileUrl !== undefined && req.enosFileUrl !== "path" && req.enosFileUrl !== "enos-connect") throw new HttpError(400, `enosFileUrl must be path or enos-connect, got ${String(req.enosFileUrl)}`);
@@ -397,11 +428,12 @@ export async function startCloud(options: CloudOptions): Promise<Cloud> {
       } else if (req.enosFileUrl !== undefined) throw new HttpError(400, `enosFileUrl is a field of EnOS offers; format ${format} has none`);
       const written: string[] = [];
       try {
-        const entry = offer(record, bytes);
+        const entry = offer(record, bytes, patch);
         if (entry !== undefined) record.document = entry;
         // On disk before any device hears of the job: a cut after jobs.json named it, and before
         // its file was written, would leave a job whose stream or URL no restart can serve.
-        for (const [name, data] of [[`${jobId}.bin`, bytes], [`${jobId}.json`, JSON.stringify(record, null, 1)]] as const) {
+        const toWrite: [string, Uint8Array | string][] = [[`${jobId}.bin`, bytes], ...(patch ? [[`${jobId}.patch`, patch] as [string, Uint8Array]] : []), [`${jobId}.json`, JSON.stringify(record, null, 1)]];
+        for (const [name, data] of toWrite) {
           writeAtomic(join(filesDir, name), data);
           written.push(join(filesDir, name));
         }

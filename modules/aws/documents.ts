@@ -33,10 +33,15 @@
  *   and the signature is absent. Other `sig-*` keys (RSA) are refused.
  * - stream names: 1..128 of [A-Za-z0-9_-] (CreateStream's streamId); stream file ids 0..255.
  * - jobId: 1..64 of [A-Za-z0-9_-] (CreateJob's jobId).
+ * - `xs_ota_delta` in files[0] (xs-ota's own; AWS's agent looks up only the keys of its model,
+ *   so it takes the full file and ignores this): a VCDIFF patch from the image the device may
+ *   run, `{from_size, from_sha256, filesize, sha256, fileid | update_data_url}`: by the protocol
+ *   the plan uses, a file id of the same stream or a URL (a second presigned-URL placeholder).
+ *   When present it is checked as strictly as the rest.
  */
 import { decodeBase64 } from "../codec/base64.ts";
 import { isOtaError } from "../errors.ts";
-import type { ParseResult, TransferProtocol, UpdatePlan } from "../jobs/plan.ts";
+import type { DeltaOffer, ParseResult, TransferProtocol, UpdatePlan } from "../jobs/plan.ts";
 import {
   checkMaxSize,
   fileSize,
@@ -253,7 +258,30 @@ function awsOta(ota: unknown, ex: Execution, opts: Checked): UpdatePlan {
     plan.url = url;
   }
   if (signature !== undefined) plan.signature = signature;
+  if (file[DELTA_KEY] !== undefined) plan.delta = deltaOf(file[DELTA_KEY], `${at}.${DELTA_KEY}`, protocol, fileId, opts.maxSize);
   return plan;
+}
+
+const DELTA_KEY = "xs_ota_delta";
+
+function deltaOf(v: unknown, at: string, protocol: TransferProtocol, imageFileId: number, maxSize: number | undefined): DeltaOffer {
+  if (!isObject(v)) refuse(`${at} must be an object, got ${show(v)}`);
+  const sourceSize = fileSize(v.from_size, `${at}.from_size`, true, maxSize);
+  const sourceSha256 = hexDigest(v.from_sha256, `${at}.from_sha256`, 64, "the SHA-256 of the image the patch applies to");
+  const size = fileSize(v.filesize, `${at}.filesize`, true, maxSize);
+  const sha256 = hexDigest(v.sha256, `${at}.sha256`, 64, "the SHA-256 of the patch");
+  const delta: DeltaOffer = { sourceSize, sourceSha256, size, sha256 };
+  if (protocol === "mqtt") {
+    if (v.fileid === undefined) refuse(`${at}.fileid is missing; a patch over MQTT is a file of the job's stream`);
+    const fileId = wholeNumber(v.fileid, `${at}.fileid`, true);
+    if (fileId < 0 || fileId > 255) refuse(`${at}.fileid must be 0 to 255 (a stream file id), got ${show(v.fileid)}`);
+    if (fileId === imageFileId) refuse(`${at}.fileid is ${fileId}, the full image's own file id`);
+    delta.fileId = fileId;
+  } else {
+    if (v.update_data_url === undefined) refuse(`${at}.update_data_url is missing; HTTP downloads of the patch need it`);
+    delta.url = httpUrl(v.update_data_url, `${at}.update_data_url`);
+  }
+  return delta;
 }
 
 /**

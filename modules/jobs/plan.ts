@@ -34,6 +34,25 @@ export interface UpdatePlan {
   statusDetails?: Record<string, string>;
   /** AWS execution version number, when given (for expectedVersion). */
   versionNumber?: number;
+  /**
+   * A patch that rebuilds this plan's image from the image the device may be running (VCDIFF,
+   * RFC 3284). The device takes it only when its running image is the patch's source (length
+   * and SHA-256), else the full image; either way the result must be this plan's image byte for
+   * byte: `signature` and `digest` are the full image's, checked after the patch is applied.
+   */
+  delta?: DeltaOffer;
+}
+
+export interface DeltaOffer {
+  /** The image the patch was made from: its length and SHA-256 (lower-case hex). */
+  sourceSize: number;
+  sourceSha256: string;
+  /** The patch file: its length and SHA-256 (lower-case hex), checked before it is applied. */
+  size: number;
+  sha256: string;
+  /** Where the patch comes from, by the plan's protocol: a URL (HTTP) or a file id of the plan's stream (MQTT). */
+  url?: string;
+  fileId?: number;
 }
 
 /** What a parser returns: a plan, no job at all, a job for the app's own handler, or a refusal. */
