@@ -353,9 +353,11 @@ export class Agent {
     if (result.kind === "plan" && current && result.plan.jobId === current.jobId) {
       if (this.state === "refreshing") {
         // The same job again, with a fresh URL: carry on from the byte where it stopped.
-        this.#record = { ...this.#record!, plan: { ...current, url: result.plan.url ?? current.url } };
+        const fresh: UpdatePlan = { ...current, url: result.plan.url ?? current.url };
+        if (current.delta) fresh.delta = { ...current.delta, url: result.plan.delta?.url ?? current.delta.url };
+        this.#record = { ...this.#record!, plan: fresh };
         this.#saveRecord();
-        if (this.#transfer?.continueWith && this.#record.plan.url) this.#transfer.continueWith(this.#record.plan.url);
+        if (this.#transfer?.continueWith && this.#record.plan.url) this.#transfer.continueWith(this.#record.plan);
         else this.#startTransfer(this.#record.plan);
         return "downloading";
       }
@@ -465,7 +467,8 @@ export class Agent {
     if (!resuming) clearTransferRecords(this.#ports.store);
     this.#record = { plan, phase: "download", slot, previous: running };
     this.#saveRecord();
-    this.#info(`job ${plan.jobId}: ${resuming ? "resuming" : "downloading"} ${plan.size} bytes over ${plan.protocol === "mqtt" ? "MQTT" : "HTTP"} into ${slot}`);
+    const offer = plan.delta ? ` (or a ${plan.delta.size}-byte patch)` : "";
+    this.#info(`job ${plan.jobId}: ${resuming ? "resuming" : "downloading"} ${plan.size} bytes${offer} over ${plan.protocol === "mqtt" ? "MQTT" : "HTTP"} into ${slot}`);
     this.#startTransfer(plan);
     return "downloading";
   }
@@ -484,9 +487,11 @@ export class Agent {
       {
         checkHeader: (prefix) => checkCandidate(this.#ports.image.parsePrefix(prefix), { runningVersion: running, floor: this.#floor }),
         progress: (received, total) => this.dispatch({ type: "progress", transfer: id, received, total }),
+        note: (message) => this.#info(`job ${plan.jobId}: ${message}`),
         done: (outcome) => this.dispatch({ type: "transfer-done", transfer: id, outcome }),
         failed: (error) => this.dispatch({ type: "transfer-failed", transfer: id, error }),
       },
+      plan.delta ? this.#ports.partitions.open(this.#ports.boot.info().running) : undefined,
     );
   }
 

@@ -21,6 +21,8 @@ import { blockCount, fullBitmap, type BlockTransfer } from "../transfer/blocks.t
 import type { JobChannel } from "./channel.ts";
 import { ImageWriter } from "../storage/image-writer.ts";
 import { HeaderGate } from "../transfer/header-gate.ts";
+import type { DeltaOffer } from "../jobs/plan.ts";
+import { DELTA_KEY, applyPatch, isPatchSource, loadCheckpoint, patchArea, toHex } from "../transfer/patch.ts";
 
 export const PROGRESS_KEY = "ota.prog";
 /** A stream download's resume record: the erase mark (u32, big-endian), then the bitmap of blocks still needed. */
@@ -50,6 +52,8 @@ export interface TransferCallbacks {
   /** The image header is what this device may install (throws an OtaError otherwise). */
   checkHeader(prefix: Uint8Array): ImageInfo;
   progress(received: number, total: number): void;
+  /** What the transfer decided that the user should hear (a patch taken or not, and why). */
+  note?(message: string): void;
   done(outcome: TransferOutcome): void;
   failed(error: OtaError): void;
 }
@@ -57,14 +61,66 @@ export interface TransferCallbacks {
 export interface RunningTransfer {
   cancel(): void;
   /**
-   * After "url-refused": go on from exactly the byte reached, with a fresh URL (HTTP only; the
-   * writer and digests are still live, so nothing is re-read from flash).
+   * After "url-refused": go on from exactly the byte reached, with the fresh URLs of the job sent
+   * again (HTTP only; the writer and digests are still live, so nothing is re-read from flash).
    */
-  continueWith?(url: string): void;
+  continueWith?(plan: UpdatePlan): void;
 }
 
 function asOtaError(e: unknown): OtaError {
   return isOtaError(e) ? e : new OtaError("flash-bounds", `transfer failed: ${String(e)}`);
+}
+
+/** The patch is a file with no image header of its own: its gate opens at once. */
+const NO_HEADER: ImageFormat = Object.freeze({
+  name: "patch",
+  prefixSize: 0,
+  parsePrefix: () => ({}),
+  verify: () => ({}),
+});
+
+/**
+ * One file into one flash region, by the plan's protocol. Each attempt ends in `finished` or
+ * `failed`; after a failed "url-refused" `continueWith` makes another attempt (HTTP).
+ */
+interface FileDownload {
+  cancel(): void;
+  continueWith?(url: string): void;
+}
+
+function download(
+  plan: UpdatePlan,
+  slot: Flash,
+  ports: TransferPorts,
+  settings: TransferSettings,
+  channel: Pick<JobChannel, "blockTransfer" | "downloadUrl">,
+  cb: TransferCallbacks,
+  digests: Digest[],
+  cancelled: () => boolean,
+  finished: () => void,
+  failed: (e: unknown) => void,
+): FileDownload {
+  if (plan.protocol === "http") {
+    let session: HttpSession | undefined;
+    const run = (url: string | undefined) => {
+      const go = async () => {
+        session ??= new HttpSession(plan, slot, ports, settings, channel, cb, digests, cancelled);
+        await session.run(url);
+      };
+      go().then(finished, failed);
+    };
+    run(plan.url);
+    return { cancel: () => undefined, continueWith: (url) => run(url) };
+  }
+  let stream: BlockTransfer;
+  try {
+    stream = blockTransfer(plan, slot, ports, settings, channel, cb, digests);
+  } catch (e) {
+    Promise.resolve().then(() => failed(e));
+    return { cancel: () => undefined };
+  }
+  stream.start().then(finished, failed);
+  return { cancel: () => stream.cancel() };
 }
 
 export function startTransfer(
@@ -74,44 +130,90 @@ export function startTransfer(
   settings: TransferSettings,
   channel: Pick<JobChannel, "blockTransfer" | "downloadUrl">,
   cb: TransferCallbacks,
+  /** The running image, which a patch (plan.delta) rebuilds the new one from. */
+  source?: Flash,
 ): RunningTransfer {
   const digests: Digest[] = [ports.digests.create("sha256")];
   const promised = plan.digest && plan.digest.algorithm !== "sha256" ? ports.digests.create(plan.digest.algorithm) : undefined;
   if (promised) digests.push(promised);
   let cancelled = false;
-  const finish = () => cb.done({ sha256: digests[0].finish(), promised: promised?.finish() });
-  if (plan.protocol === "http") {
-    let session: HttpSession | undefined;
-    const run = (url: string | undefined) => {
-      const go = async () => {
-        session ??= new HttpSession(plan, slot, ports, settings, channel, cb, digests, () => cancelled);
-        await session.run(url);
-      };
-      go().then(
-        () => (cancelled ? undefined : finish()),
-        (e: unknown) => (cancelled ? undefined : cb.failed(asOtaError(e))),
-      );
+  const isCancelled = () => cancelled;
+  const finish = () => (cancelled ? undefined : cb.done({ sha256: digests[0].finish(), promised: promised?.finish() }));
+  const fail = (e: unknown) => (cancelled ? undefined : cb.failed(asOtaError(e)));
+
+  const route = plan.delta && source ? patchRoute(plan, plan.delta, slot, source, ports, cb) : undefined;
+  if (!route || !source) {
+    const file = download(plan, slot, ports, settings, channel, cb, digests, isCancelled, finish, fail);
+    return {
+      cancel: () => {
+        cancelled = true;
+        file.cancel();
+      },
+      continueWith: file.continueWith && ((p) => (p.url ? file.continueWith?.(p.url) : undefined)),
     };
-    run(plan.url);
-    return { cancel: () => (cancelled = true), continueWith: (url) => run(url) };
   }
-  let stream: BlockTransfer | undefined;
-  try {
-    stream = blockTransfer(plan, slot, ports, settings, channel, cb, digests);
-  } catch (e) {
-    Promise.resolve().then(() => cb.failed(asOtaError(e)));
-    return { cancel: () => undefined };
+
+  // A delta: the patch into the slot's end (unless it is there and checked already), then applied.
+  const { delta, area } = route;
+  const running = source;
+  const resume = loadCheckpoint(ports.store, plan.size, delta.size, slot.status().blockLength);
+  const apply = () => {
+    applyPatch({
+      patch: area,
+      patchSize: delta.size,
+      source: running,
+      sourceSize: delta.sourceSize,
+      slot,
+      size: plan.size,
+      store: ports.store,
+      clock: ports.clock,
+      digests,
+      gate: (written) => new HeaderGate(ports.image, plan.size, cb.checkHeader, written, (n) => new Uint8Array(slot.read(n, 0))),
+      erase: { eraseAhead: settings.eraseAhead, wholeSlot: settings.eraseWholeSlot },
+      ...(resume ? { resume } : {}),
+      cancelled: isCancelled,
+    }).then(finish, fail);
+  };
+  let file: FileDownload | undefined;
+  if (resume) Promise.resolve().then(apply);
+  else {
+    const patchDigest = ports.digests.create("sha256");
+    const patchPlan: UpdatePlan = { jobId: plan.jobId, format: plan.format, protocol: plan.protocol, size: delta.size };
+    if (delta.url !== undefined) patchPlan.url = delta.url;
+    if (plan.stream !== undefined) patchPlan.stream = plan.stream;
+    if (delta.fileId !== undefined) patchPlan.fileId = delta.fileId;
+    const downloaded = () => {
+      if (cancelled) return;
+      if (toHex(patchDigest.finish()) !== delta.sha256) return fail(new OtaError("digest-mismatch", "the patch's SHA-256 is not the one the job names"));
+      // Its resume records are done with; from here the apply checkpoints say where things stand.
+      ports.store.delete(PROGRESS_KEY);
+      ports.store.delete(STREAM_KEY);
+      apply();
+    };
+    file = download(patchPlan, area, { ...ports, image: NO_HEADER }, settings, channel, { ...cb, checkHeader: () => ({}) }, [patchDigest], isCancelled, downloaded, fail);
   }
-  stream.start().then(
-    () => (cancelled ? undefined : finish()),
-    (e: unknown) => (cancelled ? undefined : cb.failed(asOtaError(e))),
-  );
   return {
     cancel: () => {
       cancelled = true;
-      stream?.cancel();
+      file?.cancel();
     },
+    continueWith: (p) => (p.delta?.url ? file?.continueWith?.(p.delta.url) : undefined),
   };
+}
+
+/** Whether this device takes the plan's patch: its running image is the source, and the slot holds both. */
+function patchRoute(plan: UpdatePlan, delta: DeltaOffer, slot: Flash, source: Flash, ports: TransferPorts, cb: TransferCallbacks): { delta: DeltaOffer; area: Flash } | undefined {
+  if (!isPatchSource(source, delta, ports.digests)) {
+    cb.note?.(`the patch was made from another image than the one running: taking the full image (${plan.size} bytes)`);
+    return undefined;
+  }
+  const area = patchArea(slot, plan.size, delta.size);
+  if (!area) {
+    cb.note?.(`the update slot cannot hold the image and the ${delta.size}-byte patch: taking the full image`);
+    return undefined;
+  }
+  cb.note?.(`the running image is the patch's source: downloading a ${delta.size}-byte patch instead of ${plan.size} bytes`);
+  return { delta, area };
 }
 
 /** An HTTP download into the slot that can go on with another URL after a refusal. */
@@ -252,5 +354,5 @@ function countSet(bitmap: Uint8Array): number {
 
 /** Forgets every transfer record (after success, failure or a new job). */
 export function clearTransferRecords(store: StateStore): void {
-  for (const key of [PROGRESS_KEY, STREAM_KEY]) store.delete(key);
+  for (const key of [PROGRESS_KEY, STREAM_KEY, DELTA_KEY]) store.delete(key);
 }

@@ -43,6 +43,11 @@ export class HeaderGate {
     return this.#held?.length ?? 0;
   }
 
+  /** The held-back bytes themselves (a patch may copy from them before they reach flash). */
+  get pending(): Uint8Array {
+    return this.#held ?? new Uint8Array(0);
+  }
+
   /** Forgets held-back bytes (a fresh request starts again from where flash ends). */
   drop(): void {
     if (this.#held) this.#held = new Uint8Array(0);
