@@ -10,7 +10,9 @@
  * cycle again for every flash operation in it, with the power cut at that operation, cleanly or
  * torn (after its first byte, or halfway), and the device restarted and left to carry on as its
  * firmware would. Prints what each phase's cuts led to (for the ESP32 also ESP-IDF's own write
- * order, for comparison), and last the line for xs-ota's order.
+ * order, for comparison), and last the line for xs-ota's order. On the ESP32 it also runs a
+ * delta cycle: a patch into the end of ota_1, applied from ota_0 into ota_1; after each cut in
+ * that phase the device boots 1.0.1 and finishes the update from its records.
  */
 import { readFileSync } from "node:fs";
 import { parsePartitionCsv } from "../modules/esp-idf/partition-table.ts";
@@ -22,6 +24,7 @@ import { packW800Image } from "../modules/w800/pack.ts";
 import { w800Layout } from "../modules/w800/header.ts";
 import { xzCompress } from "../hosts/sim/xz.ts";
 import { nodeDigests } from "../hosts/sim/node-digest.ts";
+import { makeDelta } from "../cloud/delta.ts";
 
 function option(name: string, fallback: number): number {
   const i = process.argv.indexOf(name);
@@ -107,6 +110,20 @@ if (board === "esp32") {
 }
 // The same cycle with a self-test that fails: what each layout falls back to, under every cut.
 if (!lastOptions) throw new Error("no sweep ran");
+if (board === "esp32") {
+  // A delta cycle: 1.0.2 rebuilt on the device from the running 1.0.1 and a patch (xdelta3).
+  const oldPayload = payload("1.0.1", imageKb * 1024 - 400);
+  const newPayload = oldPayload.slice();
+  newPayload.set(payload("1.0.2", 2048), imageKb * 512); // one "module" changed, mid-image
+  const oldImage = packImage({ version: "1.0.1", payload: oldPayload, sha256 });
+  const newImage = packImage({ version: "1.0.2", payload: newPayload, sha256 });
+  const patch = makeDelta(oldImage, newImage);
+  console.log(`delta: a ${patch.length}-byte patch written in ${chunk}-byte chunks to the end of ota_1, then applied from ota_0 into ota_1 (${newImage.length} bytes)`);
+  const delta = powerCutSweep({ ...base, oldImage, newImage, patch });
+  report("xs-ota's delta cycle (modules/transfer/patch.ts)", delta);
+  console.log(`delta: ${delta.points.length} points, ${delta.unbootable} unbootable, ${delta.revertedAfterConfirm} reverted-after-confirm; ${delta.finishedAfterCut} cuts while writing or applying the patch, each finished after the reboot`);
+  ok &&= delta.unbootable === 0 && delta.revertedAfterConfirm === 0;
+}
 const failing = powerCutSweep({ ...lastOptions, selfTest: "fails" });
 const falls = failing.fallback === "old" ? "the old image" : "the new image, which stays (no previous image is kept)";
 console.log(`self-test fails: ${failing.points.length} points, ${failing.unbootable} unbootable; falls back to ${falls}`);

@@ -20,6 +20,20 @@ import { nobleDigests } from "../../modules/verify/noble-digest.ts";
 import { NorFlash, type Tear } from "./nor-flash.ts";
 import { SimPartitions, type PartitionExtent } from "./partitions.ts";
 import { espImageCheck, runBootloader } from "./bootloader.ts";
+import { MemoryStateStore } from "./state-store.ts";
+import { HeaderGate } from "../../modules/transfer/header-gate.ts";
+import { DELTA_KEY, PatchApply, loadCheckpoint, patchArea } from "../../modules/transfer/patch.ts";
+import type { Clock } from "../../modules/ports/clock.ts";
+
+/** The sweep applies a patch without yielding: no timer is ever set. */
+const NO_CLOCK: Clock = {
+  now: () => 0,
+  wallTime: () => undefined,
+  setTimer: () => {
+    throw new OtaError("bad-argument", "the power-cut sweep has no timers");
+  },
+  clearTimer: () => undefined,
+};
 
 export type Phase = "write" | "select" | "first boot" | "confirm" | "next boot";
 export type Outcome = "old" | "new" | "unbootable";
@@ -58,6 +72,13 @@ export interface SweepOptions {
    * itself, and the cycle ends on what the layout falls back to.
    */
   selfTest?: "passes" | "fails";
+  /**
+   * A delta cycle: the write phase puts this patch (old image -> new image, VCDIFF) into the
+   * update slot's end and rebuilds the new image from the running one with it, recording its
+   * progress as the device does (modules/transfer/patch.ts). After a cut in that phase the device
+   * boots the old image, then finishes the update from its records.
+   */
+  patch?: Uint8Array;
 }
 
 export interface CutPoint {
@@ -74,6 +95,8 @@ export interface SweepResult {
   points: CutPoint[];
   unbootable: number;
   revertedAfterConfirm: number;
+  /** Delta cycles: cuts while the patch was written or applied after which the update then finished (all of them, or the sweep throws). */
+  finishedAfterCut?: number;
   byPhase: Record<Phase, { points: number; old: number; new: number; unbootable: number }>;
 }
 
@@ -81,6 +104,8 @@ interface Device {
   flash: NorFlash;
   partitions: SimPartitions;
   boot: BootControl;
+  /** NVS: its writes are atomic (the StateStore contract), so it is not cut here. */
+  store: MemoryStateStore;
 }
 
 /** ESP-IDF's layout: otadata A/B, the simulated second-stage bootloader with rollback. */
@@ -101,7 +126,7 @@ export function powerCutSweep(o: SweepOptions): SweepResult {
   const device = (data: Uint8Array): Device => {
     const flash = new NorFlash({ size: o.flashSize, data });
     const partitions = new SimPartitions(flash, o.table, board.firstSlot);
-    return { flash, partitions, boot: board.boot(partitions) };
+    return { flash, partitions, boot: board.boot(partitions), store: new MemoryStateStore() };
   };
   const start = (d: Device): string => {
     const slot = board.start(d.partitions);
@@ -117,15 +142,51 @@ export function powerCutSweep(o: SweepOptions): SweepResult {
   const base = factory.flash.data;
   const newSlot = factory.boot.info().updateSlot;
 
+  /** The patch into the slot's end (unless the records say it is there), then applied from where the records say. */
+  const applyDelta = (d: Device, patch: Uint8Array) => {
+    const slot = d.partitions.open(newSlot);
+    const area = patchArea(slot, o.newImage.length, patch.length);
+    if (!area) throw new OtaError("image-too-large", "the update slot cannot hold the image and the patch");
+    const resume = loadCheckpoint(d.store, o.newImage.length, patch.length, slot.status().blockLength);
+    if (!resume) {
+      const writer = new ImageWriter(area, patch.length);
+      for (let at = 0; at < patch.length; at += o.chunk) writer.write(patch.subarray(at, at + o.chunk));
+      writer.finish();
+    }
+    const check = (prefix: Uint8Array) => board.format.parsePrefix(prefix);
+    const work = new PatchApply({
+      patch: area,
+      patchSize: patch.length,
+      source: d.partitions.open(board.firstSlot),
+      sourceSize: o.oldImage.length,
+      slot,
+      size: o.newImage.length,
+      store: d.store,
+      clock: NO_CLOCK,
+      digests: [o.sha256()],
+      gate: (written) => new HeaderGate(board.format, o.newImage.length, check, written, (n) => new Uint8Array(slot.read(n, 0))),
+      erase: {},
+      ...(resume ? { resume } : {}),
+      cancelled: () => false,
+    });
+    while (!work.step());
+    d.store.delete(DELTA_KEY);
+  };
+
   const fails = o.selfTest === "fails";
   let fallback: Outcome | undefined;
   const phases: [Phase, number][] = [];
+  let dry: Device | undefined;
   const cycle = (d: Device) => {
-    const mark = (phase: Phase) => phases.push([phase, d.flash.operations]);
+    // Where each phase begins is taken from the dry run only.
+    const mark = (phase: Phase) => void (d === dry && phases.push([phase, d.flash.operations]));
     mark("write");
-    const writer = new ImageWriter(d.partitions.open(newSlot), o.newImage.length);
-    for (let at = 0; at < o.newImage.length; at += o.chunk) writer.write(o.newImage.subarray(at, at + o.chunk));
-    writer.finish();
+    if (o.patch) applyDelta(d, o.patch);
+    else {
+      const writer = new ImageWriter(d.partitions.open(newSlot), o.newImage.length);
+      for (let at = 0; at < o.newImage.length; at += o.chunk) writer.write(o.newImage.subarray(at, at + o.chunk));
+      writer.finish();
+    }
     board.format.verify(d.partitions.open(newSlot), o.newImage.length, digests);
     mark("select");
     d.boot.select(newSlot, { length: o.newImage.length, signature: o.signature });
@@ -145,7 +206,7 @@ export function powerCutSweep(o: SweepOptions): SweepResult {
   };
 
   // A run without cuts: counts the operations and where each phase begins.
-  const dry = device(base.slice());
+  dry = device(base.slice());
   dry.flash.record = [];
   cycle(dry);
   const operations = dry.flash.operations;
@@ -158,6 +219,7 @@ export function powerCutSweep(o: SweepOptions): SweepResult {
   };
 
   const points: CutPoint[] = [];
+  let finishedAfterCut = 0;
   for (let n = 1; n <= operations; n++) {
     const op = ops[n - 1];
     for (const tear of tearsFor(op.kind, op.length)) {
@@ -172,7 +234,13 @@ export function powerCutSweep(o: SweepOptions): SweepResult {
       d.flash.powerOn();
       // A clean cut at n leaves the state after operation n - 1: that is the phase it belongs to.
       const phase = tear === "none" ? phaseOf(n - 1) : phaseOf(n);
-      points.push({ operation: n, tear, phase, outcome: settle(d, board, start, fails) });
+      const outcome = settle(d, board, start, fails);
+      points.push({ operation: n, tear, phase, outcome });
+      if (o.patch && phase === "write" && outcome === "old") {
+        // The old image runs again; the agent on it goes on with the job from its records.
+        cycle(d);
+        finishedAfterCut++;
+      }
     }
   }
 
@@ -188,6 +256,7 @@ export function powerCutSweep(o: SweepOptions): SweepResult {
     points,
     unbootable: points.filter((p) => p.outcome === "unbootable").length,
     revertedAfterConfirm: fails ? 0 : points.filter((p) => (p.phase === "confirm" || p.phase === "next boot") && p.outcome === "old").length,
+    ...(o.patch ? { finishedAfterCut } : {}),
     byPhase,
   };
 }
