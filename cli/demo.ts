@@ -11,6 +11,7 @@
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { spawnSync } from "node:child_process";
 import { Presets, SingleBar } from "cli-progress";
 import { withArgs, type CommandSpec } from "./args.ts";
 import type { Io } from "./main.ts";
@@ -80,6 +81,7 @@ async function runDemo(dir: string | undefined, broker: string | undefined, io: 
     const v100 = await build(DEMO_APP.passes, "1.0.0", "self-test passes (factory firmware)");
     const v101 = await build(DEMO_APP.passes, "1.0.1", "self-test passes");
     const v102 = await build(DEMO_APP.fails, "1.0.2", "self-test fails: a release with a bug");
+    const v103 = await build(DEMO_APP.passes, "1.0.3", "self-test passes; sent as a patch from 1.0.1");
 
     rmSync(join(work, "keys"), { recursive: true, force: true });
     const { privatePath: keyPath, publicPem } = writeSigningKeys(join(work, "keys"));
@@ -107,6 +109,8 @@ async function runDemo(dir: string | undefined, broker: string | undefined, io: 
     const rows: DemoRow[] = [];
     rows.push(await runJob(cloud, device, printer, io, { jobId: "job-1", release: v101, protocol: "http", keyPath, expect: { status: "SUCCEEDED", running: "1.0.1" } }));
     rows.push(await runJob(cloud, device, printer, io, { jobId: "job-2", release: v102, protocol: "mqtt", keyPath, expect: { status: "FAILED", running: "1.0.1" } }));
+    if (deltaToolMissing()) io.out(`\n> job-3 left out: ${deltaToolMissing()}`);
+    else rows.push(await runJob(cloud, device, printer, io, { jobId: "job-3", release: v103, protocol: "mqtt", keyPath, deltaFrom: v101, expect: { status: "SUCCEEDED", running: "1.0.3" } }));
 
     io.out("");
     for (const line of table(rows)) io.out(line);
@@ -129,6 +133,8 @@ interface JobSpec {
   release: Release;
   protocol: "http" | "mqtt";
   keyPath: string;
+  /** Offer a patch from this release too (the device runs it, so it takes the patch). */
+  deltaFrom?: Release;
   expect: { status: string; running: string };
 }
 
@@ -138,13 +144,15 @@ async function runJob(cloud: Cloud, device: SimulatedDevice, printer: StepPrinte
   io.out(`> ${spec.jobId}: ${spec.release.version} over ${how}, signed (${spec.release.note})`);
   const response = await fetch(`${cloud.urls.control}/jobs`, {
     method: "POST",
-    body: JSON.stringify({ thing: THING, file: spec.release.path, key: spec.keyPath, protocol: spec.protocol, jobId: spec.jobId }),
+    body: JSON.stringify({ thing: THING, file: spec.release.path, key: spec.keyPath, protocol: spec.protocol, jobId: spec.jobId, ...(spec.deltaFrom ? { deltaFrom: spec.deltaFrom.path } : {}) }),
   });
   if (response.status !== 201) throw new Error(`the cloud refused ${spec.jobId}: ${await response.text()}`);
+  const patchBytes = spec.deltaFrom ? patchSizeOf(await response.json()) : undefined;
+  if (patchBytes !== undefined) io.out(`  patch from ${spec.deltaFrom?.version}: ${patchBytes} bytes instead of ${spec.release.bytes} (xdelta3, VCDIFF)`);
   const t0 = performance.now();
   let status = "QUEUED";
   let details: Record<string, string> = {};
-  printer.startBar(spec.release.bytes);
+  printer.startBar(patchBytes ?? spec.release.bytes);
   try {
     while (!["SUCCEEDED", "FAILED", "REJECTED", "REMOVED", "CANCELED", "TIMED_OUT"].includes(status)) {
       if (performance.now() - t0 > JOB_LIMIT_MS) throw new Error(`${spec.jobId} did not end within ${JOB_LIMIT_MS / 1000} s (status ${status})`);
@@ -166,13 +174,26 @@ async function runJob(cloud: Cloud, device: SimulatedDevice, printer: StepPrinte
   io.out(`  ${spec.jobId}  ${outcome}; the device runs ${running}`);
   return {
     job: spec.jobId,
-    protocol: spec.protocol === "http" ? "HTTP" : "MQTT",
-    bytes: spec.release.bytes,
+    protocol: `${spec.protocol === "http" ? "HTTP" : "MQTT"}${patchBytes !== undefined ? ", patch" : ""}`,
+    bytes: patchBytes ?? spec.release.bytes,
     seconds,
     outcome,
     running,
     expected: status === spec.expect.status && running === spec.expect.running,
   };
+}
+
+/** The patch's size in a job document the cloud answered with (afr_ota.files[0].xs_ota_delta.filesize). */
+function patchSizeOf(answer: unknown): number | undefined {
+  const files = (answer as { document?: { afr_ota?: { files?: { xs_ota_delta?: { filesize?: unknown } }[] } } }).document?.afr_ota?.files;
+  const size = files?.[0]?.xs_ota_delta?.filesize;
+  return typeof size === "number" ? size : undefined;
+}
+
+/** Why the demo cannot offer a patch here, or undefined when it can (xdelta3 makes them). */
+function deltaToolMissing(): string | undefined {
+  const r = spawnSync("xdelta3", ["-V"], { stdio: "ignore" });
+  return r.error ? "xdelta3, which makes patches, is not installed (Debian: apt install xdelta3)" : undefined;
 }
 
 /**

@@ -86,9 +86,12 @@ describe.each(brokers)("the demo's scenarios [$name]", ({ url, skip }) => {
     expect(term.screen()).toEqual(out);
     expect(term.bars, "the bar was drawn").toBeGreaterThan(0);
     const rows = out.filter((l) => /^job-\d/.test(l));
-    expect(rows).toHaveLength(2);
+    expect(rows).toHaveLength(3);
     expect(rows[0]).toMatch(/^job-1\s+HTTP\s+\d+\s+[\d.]+ s\s+SUCCEEDED\s+1\.0\.1\s+as expected$/);
     expect(rows[1]).toMatch(/^job-2\s+MQTT\s+\d+\s+[\d.]+ s\s+FAILED \(self-test\): the app's self-test returned false\s+1\.0\.1\s+as expected$/);
+    // A patch from 1.0.1 (which the device runs), a small part of the image.
+    expect(rows[2]).toMatch(/^job-3\s+MQTT, patch\s+\d+\s+[\d.]+ s\s+SUCCEEDED\s+1\.0\.3\s+as expected$/);
+    expect(Number(/\s(\d+)\s/.exec(rows[2].slice(5))?.[1])).toBeLessThan(Number(/\s(\d+)\s/.exec(rows[0].slice(5))?.[1]) / 20);
     expect(out).toContain("  dev-1  sensor on I2C 0x44 does not answer");
     expect(out.some((l) => /boot 3: bootloader starts ota_0, firmware 1\.0\.2 \(a trial boot/.test(l))).toBe(true);
     expect(out.some((l) => /boot 4: bootloader starts ota_1, firmware 1\.0\.1$/.test(l))).toBe(true);

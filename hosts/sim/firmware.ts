@@ -7,7 +7,7 @@
 import { writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { packImage } from "../../modules/esp-idf/image.ts";
-import { bundleFile } from "./bundle.ts";
+import { bundleFile, bundleForXs } from "./bundle.ts";
 import { sha256 } from "./board.ts";
 import { rawAppImage } from "./raw-app.ts";
 import { nodeDigests } from "./node-digest.ts";
@@ -32,6 +32,10 @@ export interface FirmwareOptions {
   projectName?: string;
   /** Pads the program with a trailing comment so the image is about this many bytes. */
   padTo?: number;
+  /** What the padding comment holds (repeated as needed; default "x"): real text makes a realistic image for patches. */
+  padding?: string;
+  /** The entry module's own text instead of `entry`'s file (imports absolute or xs-ota/...). */
+  source?: string;
   /** The board whose image format to pack (default esp32). */
   board?: BoardName;
   /** W800: XZ-compress the image inside an outer header, as the SDK's OTA images are. */
@@ -40,8 +44,12 @@ export interface FirmwareOptions {
 
 /** Builds the image and returns its bytes (also written to `out`). */
 export async function buildFirmware(o: FirmwareOptions): Promise<Uint8Array> {
-  let script = await bundleFile(o.entry, { minify: true });
-  if (o.padTo !== undefined) script = `${script}\n/*${"x".repeat(Math.max(0, o.padTo - script.length - 1200))}*/`;
+  let script = o.source !== undefined ? await bundleForXs(o.source, { minify: true }) : await bundleFile(o.entry, { minify: true });
+  if (o.padTo !== undefined) {
+    const room = Math.max(0, o.padTo - script.length - 1200);
+    const fill = (o.padding ?? "x").replaceAll("*/", "* /");
+    script = `${script}\n/*${fill.repeat(Math.ceil(room / Math.max(1, fill.length))).slice(0, room)}*/`;
+  }
   const board = o.board ?? "esp32";
   const payload = new TextEncoder().encode(script);
   let image: Uint8Array;
