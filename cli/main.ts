@@ -15,6 +15,7 @@ import { bundleCommand } from "./bundle.ts";
 import { demoCommand } from "./demo.ts";
 import { describeFailure } from "./files.ts";
 import { enosCommand } from "./enos.ts";
+import { deltaCommand } from "./delta.ts";
 import { readFileSync } from "node:fs";
 
 export interface Io {
@@ -52,6 +53,7 @@ const commands: Record<string, { run: Command; usage: string }> = {
   demo: { run: (args, io) => demoCommand(args, io), usage: "demo [--dir DIR] [--broker URL]" },
   bundle: { run: bundleCommand, usage: "bundle APP.ts -o APP.js [--no-minify]" },
   image: { run: imageCommand, usage: "image pack --version V [--secure-version N] -o OUT BUNDLE.js | image info FILE" },
+  delta: { run: deltaCommand, usage: "delta make --from OLD.bin --to NEW.bin -o PATCH [--window BYTES] | delta apply --from OLD.bin PATCH -o NEW.bin" },
   fetch: { run: fetchCommand, usage: "fetch URL --out FILE [--size N] [--sha256 HEX] [--window BYTES] [--ca PEM] [--timeout MS] [--min-rate BYTES_PER_S] [--rate-window MS]" },
 };
 

@@ -14,7 +14,7 @@ import { writeEndpoint } from "../cli/endpoint.ts";
 const COMMANDS = [
   "partitions check", "otadata decode", "otadata encode", "keygen", "sign", "verify",
   "job parse", "job document", "job create", "job list", "job describe", "cloud", "thing create",
-  "sim", "enos register", "demo", "bundle", "image pack", "image info", "fetch",
+  "sim", "enos register", "demo", "bundle", "image pack", "image info", "fetch", "delta make", "delta apply",
 ];
 
 const dir = mkdtempSync(join(tmpdir(), "xs-ota-args-"));

@@ -4,6 +4,7 @@
  * a non-zero exit, and never a stack trace.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -15,6 +16,8 @@ import { encodeOtadata, makeEntry, blankEntry } from "../modules/esp-idf/otadata
 const dir = mkdtempSync(join(tmpdir(), "xs-ota-bad-files-"));
 const keys = writeSigningKeys(join(dir, "keys"));
 const firmware = join(dir, "fw.bin");
+const firmware2 = join(dir, "fw2.bin");
+const patch = join(dir, "fw.vcdiff");
 const otadata = join(dir, "otadata.bin");
 const csv = join(dir, "partitions.csv");
 const bundle = join(dir, "app.js");
@@ -41,6 +44,8 @@ function bad(kind: Kind, good: string, label: string): string {
 
 beforeAll(() => {
   writeFileSync(firmware, appImage("1.0.1", 5000));
+  writeFileSync(firmware2, appImage("1.0.2", 5000));
+  execFileSync("xdelta3", ["-e", "-9", "-S", "none", "-A", "-D", "-n", "-f", "-s", firmware, firmware2, patch]);
   writeFileSync(otadata, encodeOtadata([makeEntry(1, 2), blankEntry()]));
   writeFileSync(csv, "# Name, Type, SubType, Offset, Size\nnvs, data, nvs, 0x9000, 0x4000\notadata, data, ota, 0xd000, 0x2000\nphy_init, data, phy, 0xf000, 0x1000\nota_0, app, ota_0, 0x10000, 0x180000\nota_1, app, ota_1, 0x190000, 0x180000\n");
   writeFileSync(bundle, "trace('hello\\n');\n");
@@ -66,6 +71,10 @@ const commands: [string, () => string, (f: string) => string[]][] = [
   ["image pack", () => bundle, (f) => ["image", "pack", "--version", "1.0.0", "-o", join(dir, "packed.bin"), f]],
   ["bundle", () => app, (f) => ["bundle", f, "-o", join(dir, "bundled.js")]],
   ["fetch --ca", () => keys.publicPath, (f) => ["fetch", "https://127.0.0.1:9/fw.bin", "--out", join(dir, "fetched.bin"), "--ca", f]],
+  ["delta make --from", () => firmware, (f) => ["delta", "make", "--from", f, "--to", firmware2, "-o", join(dir, "made.vcdiff")]],
+  ["delta make --to", () => firmware2, (f) => ["delta", "make", "--from", firmware, "--to", f, "-o", join(dir, "made.vcdiff")]],
+  ["delta apply --from", () => firmware, (f) => ["delta", "apply", "--from", f, patch, "-o", join(dir, "applied.bin")]],
+  ["delta apply PATCH", () => patch, (f) => ["delta", "apply", "--from", firmware, f, "-o", join(dir, "applied.bin")]],
   ["sim --key", () => keys.publicPath, (f) => ["sim", "--key", f, "--dir", join(dir, "sim"), "--firmware", firmware, "--broker", "mqtt://127.0.0.1:9", "--until", "9.9.9"]],
   ["sim --firmware", () => firmware, (f) => ["sim", "--allow-unsigned", "--dir", join(dir, "sim2"), "--firmware", f, "--broker", "mqtt://127.0.0.1:9", "--until", "9.9.9"]],
   ["sim --ca", () => keys.publicPath, (f) => ["sim", "--allow-unsigned", "--dir", join(dir, "sim3"), "--firmware", firmware, "--ca", f, "--broker", "mqtt://127.0.0.1:9", "--until", "9.9.9"]],

@@ -168,6 +168,8 @@ export class VcdiffApplier {
 
   #run(budget: number): boolean {
     const c = this.#current;
+    // Only making bytes spends the budget: headers, opcodes and a window's close go on after it
+    // is spent, so the step that makes the last byte also writes it and reports the end.
     for (;;) {
       if (c.left > 0) {
         if (budget === 0) return false;
