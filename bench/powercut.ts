@@ -117,7 +117,7 @@ if (board === "esp32") {
   newPayload.set(payload("1.0.2", 2048), imageKb * 512); // one "module" changed, mid-image
   const oldImage = packImage({ version: "1.0.1", payload: oldPayload, sha256 });
   const newImage = packImage({ version: "1.0.2", payload: newPayload, sha256 });
-  const patch = makeDelta(oldImage, newImage);
+  const patch = await makeDelta(oldImage, newImage);
   console.log(`delta: a ${patch.length}-byte patch written in ${chunk}-byte chunks to the end of ota_1, then applied from ota_0 into ota_1 (${newImage.length} bytes)`);
   const delta = powerCutSweep({ ...base, oldImage, newImage, patch });
   report("xs-ota's delta cycle (modules/transfer/patch.ts)", delta);

@@ -19,6 +19,8 @@ import type { Io } from "./main.ts";
 import { documentFieldProblem, jobDocument, presignedPlaceholder, type DeltaInput, type DocumentFormat } from "../cloud/job-documents.ts";
 import { signFirmware, SIGNER_LABEL } from "../cloud/server.ts";
 import { parseImagePrefix } from "../modules/esp-idf/image.ts";
+import { isOtaError } from "../modules/errors.ts";
+import { applyDelta } from "../cloud/delta.ts";
 
 export const JOB_DOCUMENT: CommandSpec = {
   name: "job document",
@@ -98,6 +100,19 @@ function document(o: Record<string, string>, io: Io): number {
     if (protocol === "mqtt" && patchUrls.length > 0) return usage(io, "over --stream the patch is file 1 of the stream; it takes no URL");
     const patchUrl = o["patchS3"] !== undefined ? presignedPlaceholder(o["patchS3"]) : o["patchUrl"];
     delta = { from: readInput(o["deltaFrom"], "the image the patch applies to"), patch: readInput(o["patch"], "the patch"), ...(patchUrl ? { url: patchUrl } : {}) };
+    // A document must not promise a patch that does not make its image: checked with the device's decoder.
+    let made: Uint8Array | undefined;
+    try {
+      made = applyDelta(delta.patch, delta.from, bytes.length);
+    } catch (e) {
+      if (!isOtaError(e)) throw e;
+      io.err(`error: ${o["patch"]}: ${e.message}`);
+      return 1;
+    }
+    if (Buffer.compare(made, bytes) !== 0) {
+      io.err(`error: ${o["patch"]} applied to ${o["deltaFrom"]} does not make ${file}`);
+      return 1;
+    }
   }
   const document = jobDocument({ format, protocol, bytes, version, url, stream: o["stream"], signature, certfile: o["certfile"] ?? SIGNER_LABEL, filepath: o["filepath"], ...(delta ? { delta } : {}) });
   const text = JSON.stringify(document, null, 2);

@@ -407,7 +407,7 @@ export async function startCloud(options: CloudOptions): Promise<Cloud> {
           throw new HttpError(400, `cannot read ${req.deltaFrom}: ${e instanceof Error ? e.message : String(e)}`);
         }
         try {
-          patch = makeDelta(from, bytes);
+          patch = await makeDelta(from, bytes);
         } catch (e) {
           throw new HttpError(e instanceof DeltaToolError ? 500 : 400, e instanceof Error ? e.message : String(e));
         }

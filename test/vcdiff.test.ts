@@ -19,7 +19,7 @@ import { Sink, XDELTA_PATCH_ADLER_HEX, XDELTA_PATCH_HEX, checkedReader, fromHex,
 import { pattern } from "./contract/pattern.ts";
 import { VcdiffApplier, type DeltaCheckpoint } from "../modules/delta/vcdiff.ts";
 import { isOtaError } from "../modules/errors.ts";
-import { XDELTA3_FLAGS, xdelta3Args } from "../cli/delta.ts";
+import { XDELTA3_FLAGS, xdelta3Args } from "../cloud/delta.ts";
 import { applyEdits, edits } from "./fuzz/support.ts";
 
 contract(vcdiffSuite, new URL("./contract/vcdiff.contract.ts", import.meta.url));

@@ -123,6 +123,7 @@ export class PatchApply {
       patchSize: o.patchSize,
       source: o.source,
       sourceSize: o.sourceSize,
+      targetSize: o.size,
       target: { read: (length: number, offset: number) => this.#readTarget(length, offset) },
       write: (bytes: Uint8Array) => this.#write(bytes),
       ...(o.resume ? { resume: o.resume } : {}),
