@@ -17,24 +17,15 @@ import { powerCutSweep } from "../../hosts/sim/power-cut.ts";
 import type { Clock } from "../../modules/ports/clock.ts";
 import { MINI_FLASH, MINI_TABLE, sha256 } from "./boot-fixture.ts";
 import { vcdiff, type WindowSpec } from "./vcdiff-fixture.ts";
+import { pattern } from "./pattern.ts";
 
 const BL = 4096;
 
-function payload(seed: number, n: number): Uint8Array {
-  const out = new Uint8Array(n);
-  let x = seed | 1;
-  for (let i = 0; i < n; i++) {
-    x = (Math.imul(x, 1103515245) + 12345) >>> 0;
-    out[i] = x >>> 24;
-  }
-  return out;
-}
-
 /** 1.0.0 and 1.0.1 of an app: the same bytes but for one changed stretch (and the header and digest). */
 function images(size = 20_000): { old: Uint8Array; new: Uint8Array } {
-  const a = payload(7, size);
+  const a = pattern(size, 7);
   const b = a.slice();
-  b.set(payload(9, 700), size >> 1);
+  b.set(pattern(700, 9), size >> 1);
   return { old: packImage({ version: "1.0.0", payload: a, sha256 }), new: packImage({ version: "1.0.1", payload: b, sha256 }) };
 }
 
