@@ -52,7 +52,7 @@ export interface ApplyOptions {
   chunk?: number;
 }
 
-const MAGIC = [0xd6, 0xc3, 0xc4];
+const MAGIC: readonly number[] = Object.freeze([0xd6, 0xc3, 0xc4]);
 const VCD_DECOMPRESS = 0x01;
 const VCD_CODETABLE = 0x02;
 /** xdelta3's extension: an application header (file names) after the header indicator. */
@@ -61,7 +61,7 @@ const VCD_SOURCE = 0x01;
 const VCD_TARGET = 0x02;
 /** xdelta3's extension: a 4-byte Adler-32 of the target window after the addresses length. */
 const VCD_ADLER32 = 0x04;
-const COMPRESSORS: Record<number, string> = { 1: "djw", 2: "lzma", 16: "fgk" };
+const COMPRESSORS: Readonly<Record<number, string>> = Object.freeze({ 1: "djw", 2: "lzma", 16: "fgk" });
 
 const HEADER_BUFFER = 64;
 const DATA_BUFFER = 4096;
