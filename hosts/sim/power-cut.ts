@@ -23,17 +23,7 @@ import { espImageCheck, runBootloader } from "./bootloader.ts";
 import { MemoryStateStore } from "./state-store.ts";
 import { HeaderGate } from "../../modules/transfer/header-gate.ts";
 import { DELTA_KEY, PatchApply, loadCheckpoint, patchArea } from "../../modules/transfer/patch.ts";
-import type { Clock } from "../../modules/ports/clock.ts";
 
-/** The sweep applies a patch without yielding: no timer is ever set. */
-const NO_CLOCK: Clock = {
-  now: () => 0,
-  wallTime: () => undefined,
-  setTimer: () => {
-    throw new OtaError("bad-argument", "the power-cut sweep has no timers");
-  },
-  clearTimer: () => undefined,
-};
 
 export type Phase = "write" | "select" | "first boot" | "confirm" | "next boot";
 export type Outcome = "old" | "new" | "unbootable";
@@ -162,12 +152,10 @@ export function powerCutSweep(o: SweepOptions): SweepResult {
       slot,
       size: o.newImage.length,
       store: d.store,
-      clock: NO_CLOCK,
       digests: [o.sha256()],
       gate: (written) => new HeaderGate(board.format, o.newImage.length, check, written, (n) => new Uint8Array(slot.read(n, 0))),
       erase: {},
       ...(resume ? { resume } : {}),
-      cancelled: () => false,
     });
     while (!work.step());
     d.store.delete(DELTA_KEY);

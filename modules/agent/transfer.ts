@@ -22,7 +22,8 @@ import type { JobChannel } from "./channel.ts";
 import { ImageWriter } from "../storage/image-writer.ts";
 import { HeaderGate } from "../transfer/header-gate.ts";
 import type { DeltaOffer } from "../jobs/plan.ts";
-import { DELTA_KEY, applyPatch, isPatchSource, loadCheckpoint, patchArea, toHex } from "../transfer/patch.ts";
+import { DELTA_KEY, applyPatch, isPatchSource, loadCheckpoint, patchArea } from "../transfer/patch.ts";
+import { toHex } from "../codec/bytes.ts";
 
 export const PROGRESS_KEY = "ota.prog";
 /** A stream download's resume record: the erase mark (u32, big-endian), then the bitmap of blocks still needed. */
@@ -166,13 +167,11 @@ export function startTransfer(
       slot,
       size: plan.size,
       store: ports.store,
-      clock: ports.clock,
       digests,
       gate: (written) => new HeaderGate(ports.image, plan.size, cb.checkHeader, written, (n) => new Uint8Array(slot.read(n, 0))),
       erase: { eraseAhead: settings.eraseAhead, wholeSlot: settings.eraseWholeSlot },
       ...(resume ? { resume } : {}),
-      cancelled: isCancelled,
-    }).then(finish, fail);
+    }, ports.clock, isCancelled).then(finish, fail);
   };
   let file: FileDownload | undefined;
   if (resume) Promise.resolve().then(apply);

@@ -18,6 +18,7 @@
  * The guide's examples write the sign in lower case; EnOS's MQTT sign is upper case; this module
  * sends lower case and the local cloud accepts either.
  */
+import { toHex } from "../codec/bytes.ts";
 import { OtaError } from "../errors.ts";
 import type { DigestFactory } from "../ports/digest.ts";
 import { utf8Encode } from "../codec/utf8.ts";
@@ -38,18 +39,11 @@ export interface EnosCredentials {
 
 
 const MAX_CLIENT_ID = 64;
-const HEX = "0123456789abcdef";
-
-function hex(bytes: Uint8Array): string {
-  let s = "";
-  for (let i = 0; i < bytes.length; i++) s += HEX[bytes[i] >> 4] + HEX[bytes[i] & 15];
-  return s;
-}
 
 function sha256Hex(digests: DigestFactory, text: string): string {
   const d = digests.create("sha256");
   d.update(utf8Encode(text));
-  return hex(d.finish());
+  return toHex(d.finish());
 }
 
 /** A key or id as EnOS can carry it between the separators of its login strings. */

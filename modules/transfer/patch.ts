@@ -20,6 +20,7 @@ import type { Flash } from "../ports/flash.ts";
 import type { StateStore } from "../ports/state-store.ts";
 import type { DeltaOffer } from "../jobs/plan.ts";
 import { OtaError } from "../errors.ts";
+import { toHex } from "../codec/bytes.ts";
 import { FlashRegion } from "../storage/flash-region.ts";
 import { ImageWriter, type EraseOptions } from "../storage/image-writer.ts";
 import { resumeImage } from "./progress.ts";
@@ -49,12 +50,6 @@ export function isPatchSource(source: Flash, delta: DeltaOffer, digests: DigestF
   return toHex(d.finish()) === delta.sourceSha256;
 }
 
-export function toHex(bytes: Uint8Array): string {
-  let s = "";
-  for (const b of bytes) s += (b < 16 ? "0" : "") + b.toString(16);
-  return s;
-}
-
 export function loadCheckpoint(store: StateStore, imageSize: number, patchSize: number, blockLength: number): DeltaCheckpoint | undefined {
   const r = store.get(DELTA_KEY);
   if (!r || r.length !== 8) return undefined;
@@ -82,7 +77,6 @@ export interface ApplyPatchOptions {
   /** The image's size (the plan's). */
   size: number;
   store: StateStore;
-  clock: Clock;
   /** The image's digests (SHA-256 first), fed in file order. */
   digests: Digest[];
   /** Checks the image header before any of it reaches flash (created at the resume point). */
@@ -90,8 +84,6 @@ export interface ApplyPatchOptions {
   erase: EraseOptions;
   /** Where the last run stopped (loadCheckpoint), or undefined to start at the beginning. */
   resume?: DeltaCheckpoint;
-  cancelled(): boolean;
-  progress?(written: number): void;
 }
 
 
@@ -175,14 +167,12 @@ export class PatchApply {
   }
 }
 
-/** Applies the patch into the slot; resolves once the whole image is in flash. */
-export async function applyPatch(o: ApplyPatchOptions): Promise<void> {
+/** Applies the patch into the slot, yielding to the event loop between steps; resolves once the whole image is in flash. */
+export async function applyPatch(o: ApplyPatchOptions, clock: Clock, cancelled: () => boolean): Promise<void> {
   const work = new PatchApply(o);
   for (;;) {
-    if (o.cancelled()) throw new OtaError("cancelled", "the patch was abandoned");
-    const done = work.step();
-    o.progress?.(work.written);
-    if (done) return;
-    await new Promise<void>((resolve) => o.clock.setTimer(0, resolve));
+    if (cancelled()) throw new OtaError("cancelled", "the patch was abandoned");
+    if (work.step()) return;
+    await new Promise<void>((resolve) => clock.setTimer(0, resolve));
   }
 }

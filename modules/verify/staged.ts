@@ -15,6 +15,7 @@ import type { SignatureVerifier } from "../ports/signature.ts";
 import type { LogLevel } from "../ports/system.ts";
 import { OtaError } from "../errors.ts";
 import { decodeBase64 } from "../codec/base64.ts";
+import { toHex } from "../codec/bytes.ts";
 import { checkSignature, signatureFromBase64 } from "./signature.ts";
 import { acceptUnsigned } from "./policy.ts";
 
@@ -43,16 +44,10 @@ export interface GateContext {
   log: (level: LogLevel, message: string) => void;
 }
 
-function hex(bytes: Uint8Array): string {
-  let s = "";
-  for (let i = 0; i < bytes.length; i++) s += (bytes[i] < 16 ? "0" : "") + bytes[i].toString(16);
-  return s;
-}
-
 export function verifyAndSelect(image: StagedImage, context: GateContext): ImageInfo {
   if (image.expected) {
     const want = image.expected.hex.toLowerCase();
-    const got = hex(image.expected.actual);
+    const got = toHex(image.expected.actual);
     if (!/^[0-9a-f]+$/.test(want) || want.length !== got.length) {
       throw new OtaError("malformed", `expected ${image.expected.algorithm} '${image.expected.hex}' is not ${got.length / 2} bytes of hex`);
     }

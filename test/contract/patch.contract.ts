@@ -9,12 +9,12 @@ import { bytesEqual, equal, ok, throwsCode } from "./assert.ts";
 import { NorFlash } from "../../hosts/sim/nor-flash.ts";
 import { MemoryStateStore } from "../../hosts/sim/state-store.ts";
 import { HeaderGate } from "../../modules/transfer/header-gate.ts";
-import { DELTA_KEY, PatchApply, isPatchSource, loadCheckpoint, patchArea, toHex, type ApplyPatchOptions } from "../../modules/transfer/patch.ts";
+import { DELTA_KEY, PatchApply, isPatchSource, loadCheckpoint, patchArea, type ApplyPatchOptions } from "../../modules/transfer/patch.ts";
+import { toHex } from "../../modules/codec/bytes.ts";
 import { espIdfFormat } from "../../modules/esp-idf/format.ts";
 import { packImage } from "../../modules/esp-idf/image.ts";
 import { nobleDigests } from "../../modules/verify/noble-digest.ts";
 import { powerCutSweep } from "../../hosts/sim/power-cut.ts";
-import type { Clock } from "../../modules/ports/clock.ts";
 import { MINI_FLASH, MINI_TABLE, sha256 } from "./boot-fixture.ts";
 import { vcdiff, type WindowSpec } from "./vcdiff-fixture.ts";
 import { pattern } from "./pattern.ts";
@@ -40,8 +40,6 @@ function naivePatch(from: Uint8Array, to: Uint8Array): Uint8Array {
   return vcdiff({ windows });
 }
 
-const NO_CLOCK: Clock = { now: () => 0, wallTime: () => undefined, setTimer: () => 0, clearTimer: () => undefined };
-
 function setup() {
   const { old, new: next } = images();
   const patch = naivePatch(old, next);
@@ -62,11 +60,9 @@ function setup() {
     slot,
     size: next.length,
     store,
-    clock: NO_CLOCK,
     digests: [digest],
     gate: (written) => new HeaderGate(espIdfFormat, next.length, (p) => espIdfFormat.parsePrefix(p), written, (n) => new Uint8Array(slot.read(n, 0))),
     erase: {},
-    cancelled: () => false,
   });
   return { old, next, patch, source, slot, area, store, options };
 }
